@@ -1,0 +1,101 @@
+import type { Token } from './types.js'
+
+/** Request headers in any of the shapes undici accepts. */
+export type AnyHeaders =
+  | Record<string, string | string[] | number | undefined | null>
+  | ReadonlyArray<string | Buffer | string[]>
+  | Iterable<readonly [string, string | string[] | undefined]>
+  | null
+  | undefined
+
+/** The headers a token puts on a request: lower-case names, and their values in the same order. */
+export interface TokenHeaders {
+  readonly names: readonly string[]
+  readonly values: readonly string[]
+}
+
+/** `headers` option of `accessToken()`: the header(s) a token is sent in. */
+export type HeadersForToken = (token: Token) => Record<string, string>
+
+/**
+ * The default: `authorization: <type> <token>`. RFC 6750 §2.1 spells the scheme
+ * `Bearer`, and servers may answer `bearer` (RFC 6749 §5.1 makes it
+ * case-insensitive), so any case of it is sent as `Bearer`; another type (DPoP,
+ * MAC) is sent as the server spelled it.
+ */
+export function authorizationHeader(token: Token): Record<string, string> {
+  const scheme = token.tokenType.toLowerCase() === 'bearer' ? 'Bearer' : token.tokenType
+  return { authorization: `${scheme} ${token.accessToken}` }
+}
+
+export function tokenHeaders(record: Record<string, string>): TokenHeaders {
+  const names: string[] = []
+  const values: string[] = []
+  for (const [name, value] of Object.entries(record)) {
+    if (typeof value !== 'string') {
+      throw new TypeError(`headers(token) must map header names to strings; "${name}" is not one`)
+    }
+    names.push(name.toLowerCase())
+    values.push(value)
+  }
+  return { names, values }
+}
+
+function headerName(name: unknown): string {
+  return (Buffer.isBuffer(name) ? name.toString('latin1') : String(name)).toLowerCase()
+}
+
+/**
+ * A copy of `headers` with the token's headers set: any header of the same name,
+ * in any case, is replaced; every other header is kept as it was. Plain objects
+ * stay plain objects; the three other shapes become a flat `[name, value, …]`
+ * array, which every undici version reads.
+ */
+export function withTokenHeaders(
+  headers: AnyHeaders,
+  set: TokenHeaders,
+): Record<string, unknown> | unknown[] {
+  const { names, values } = set
+  if (headers === null || headers === undefined) {
+    const out: Record<string, unknown> = {}
+    for (let i = 0; i < names.length; i++) out[names[i] as string] = values[i]
+    return out
+  }
+  if (Array.isArray(headers)) {
+    const out: unknown[] = []
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const pair of headers as ReadonlyArray<readonly [unknown, unknown]>) {
+        if (!names.includes(headerName(pair[0]))) out.push(pair[0], pair[1])
+      }
+    } else {
+      if (headers.length % 2 !== 0) {
+        throw new TypeError('headers array must have an even number of entries: [name, value, …]')
+      }
+      for (let i = 0; i < headers.length; i += 2) {
+        if (!names.includes(headerName(headers[i]))) out.push(headers[i], headers[i + 1])
+      }
+    }
+    for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
+    return out
+  }
+  if (typeof headers !== 'object') {
+    throw new TypeError('headers must be an object, an array or an iterable of [name, value]')
+  }
+  const prototype = Object.getPrototypeOf(headers)
+  if (prototype !== Object.prototype && prototype !== null && Symbol.iterator in headers) {
+    const out: unknown[] = []
+    for (const [name, value] of headers as Iterable<readonly [unknown, unknown]>) {
+      if (!names.includes(headerName(name))) out.push(name, value)
+    }
+    for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
+    return out
+  }
+  const out: Record<string, unknown> = {}
+  for (const name in headers) {
+    if (!names.includes(name.toLowerCase())) {
+      out[name] = (headers as Record<string, unknown>)[name]
+    }
+  }
+  for (let i = 0; i < names.length; i++) out[names[i] as string] = values[i]
+  return out
+}
