@@ -40,6 +40,12 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new TypeError(`tokenUrl must be an http(s) URL, got ${url.protocol}`)
   }
+  if (url.username !== '' || url.password !== '') {
+    // fetch() refuses such a URL with an error that quotes it, password and all.
+    throw new TypeError(
+      'tokenUrl must not contain a username or password; use clientId/clientSecret',
+    )
+  }
   if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
     throw new TypeError('clientCredentials needs a clientId')
   }
@@ -74,7 +80,13 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
     form.set('client_secret', clientSecret)
   }
   const body = form.toString()
-  const redact = (text: string): string => text.split(clientSecret).join('[redacted]')
+  // Some servers echo the request in error_description: take the secret out, in every form it
+  // was sent in (as is, form-encoded, inside the Basic credential), longest first.
+  const secretForms = [clientSecret, formEncode(clientSecret)]
+  if (headers.authorization) secretForms.push(headers.authorization.slice('Basic '.length))
+  secretForms.sort((a, b) => b.length - a.length)
+  const redact = (text: string): string =>
+    secretForms.reduce((redacted, secret) => redacted.split(secret).join('[redacted]'), text)
 
   return async ({ signal }) => {
     let raw: RawResponse
@@ -107,7 +119,7 @@ async function sendWithFetch(
   return {
     status: response.status,
     headers: response.headers,
-    text: await readCapped(response.body ?? [], () => response.body?.cancel()),
+    text: await readCapped(response.body ?? []),
   }
 }
 
@@ -126,7 +138,7 @@ async function sendWithDispatcher(
     body,
     signal,
   })
-  const text = await readCapped(response.body, () => response.body.destroy())
+  const text = await readCapped(response.body)
   return {
     status: response.statusCode,
     headers: {
@@ -139,21 +151,23 @@ async function sendWithDispatcher(
   }
 }
 
-async function readCapped(
-  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  stop: () => unknown,
-): Promise<string> {
+async function readCapped(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<string> {
   const chunks: Uint8Array[] = []
   let size = 0
-  for await (const chunk of body) {
-    size += chunk.byteLength
+  const iterator =
+    Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]()
+  for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+    size += next.value.byteLength
     if (size > maxResponseBytes) {
-      await stop()
+      // Stop reading without waiting for the stream to close: cancelling a fetch body may
+      // never settle (it does not under msw's patched fetch), and cancel() on the stream
+      // itself would throw, as this iterator holds its lock.
+      Promise.resolve(iterator.return?.()).catch(() => {})
       throw new TokenRequestError(
         `Token endpoint answered with more than ${maxResponseBytes} bytes; not a token response`,
       )
     }
-    chunks.push(chunk)
+    chunks.push(next.value)
   }
   return Buffer.concat(chunks).toString('utf8')
 }
@@ -166,7 +180,7 @@ function parseTokenResponse(
 ): TokenResponse {
   const { status } = raw
   const retryAfter = parseRetryAfter(raw.headers.get('retry-after'))
-  const contentType = raw.headers.get('content-type') ?? 'no content-type'
+  const contentType = redact(raw.headers.get('content-type') ?? 'no content-type').slice(0, 100)
   let json: unknown
   try {
     json = JSON.parse(raw.text)

@@ -41,8 +41,9 @@ export function tokenHeaders(record: Record<string, string>): TokenHeaders {
   return { names, values }
 }
 
-function headerName(name: unknown): string {
-  return (Buffer.isBuffer(name) ? name.toString('latin1') : String(name)).toLowerCase()
+/** Header names may arrive as Buffers (raw headers); undici's request options want strings. */
+function nameString(name: unknown): string {
+  return Buffer.isBuffer(name) ? name.toString('latin1') : String(name)
 }
 
 /**
@@ -64,15 +65,17 @@ export function withTokenHeaders(
   if (Array.isArray(headers)) {
     const out: unknown[] = []
     if (headers.length > 0 && Array.isArray(headers[0])) {
-      for (const pair of headers as ReadonlyArray<readonly [unknown, unknown]>) {
-        if (!names.includes(headerName(pair[0]))) out.push(pair[0], pair[1])
+      for (const [name, value] of headers as ReadonlyArray<readonly [unknown, unknown]>) {
+        const text = nameString(name)
+        if (!names.includes(text.toLowerCase())) out.push(text, value)
       }
     } else {
       if (headers.length % 2 !== 0) {
         throw new TypeError('headers array must have an even number of entries: [name, value, …]')
       }
       for (let i = 0; i < headers.length; i += 2) {
-        if (!names.includes(headerName(headers[i]))) out.push(headers[i], headers[i + 1])
+        const text = nameString(headers[i])
+        if (!names.includes(text.toLowerCase())) out.push(text, headers[i + 1])
       }
     }
     for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
@@ -85,7 +88,8 @@ export function withTokenHeaders(
   if (prototype !== Object.prototype && prototype !== null && Symbol.iterator in headers) {
     const out: unknown[] = []
     for (const [name, value] of headers as Iterable<readonly [unknown, unknown]>) {
-      if (!names.includes(headerName(name))) out.push(name, value)
+      const text = nameString(name)
+      if (!names.includes(text.toLowerCase())) out.push(text, value)
     }
     for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
     return out
