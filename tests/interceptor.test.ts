@@ -10,6 +10,7 @@ import {
 } from '../lib/index.js'
 import {
   type ApiServer,
+  builtinFetch,
   startApi,
   startServer,
   startTokenEndpoint,
@@ -88,7 +89,7 @@ describe('composition', () => {
     expect(viaUndiciFetch.status).toBe(200)
     await viaUndiciFetch.arrayBuffer()
     // Node 20's built-in fetch sends legacy (onConnect…) handlers.
-    const viaBuiltinFetch = await fetch(`${api.origin}/c`, { dispatcher } as RequestInit)
+    const viaBuiltinFetch = await builtinFetch(`${api.origin}/c`, { dispatcher })
     expect(viaBuiltinFetch.status).toBe(200)
     await viaBuiltinFetch.arrayBuffer()
     expect(api.hits.map((hit) => hit.authorization)).toEqual([
@@ -332,10 +333,10 @@ describe('headers', () => {
 
   test('built-in fetch with a Headers object', async () => {
     const dispatcher = authAgent()
-    const response = await fetch(`${api.origin}/h`, {
+    const response = await builtinFetch(`${api.origin}/h`, {
       dispatcher,
       headers: new Headers({ Authorization: 'Basic old', 'X-Trace': 'abc' }),
-    } as RequestInit)
+    })
     await response.arrayBuffer()
     expect(api.hits[0]?.authorization).toBe('Bearer token-1')
     expect(api.hits[0]?.headers['x-trace']).toBe('abc')
@@ -447,7 +448,7 @@ describe('fail closed', () => {
     expect((error as Error).cause).toBeInstanceOf(TokenRequestError)
     expect(((error as Error).cause as Error).cause).toBeDefined() // the network error
     expect(api.hits).toHaveLength(0)
-    const builtin = await fetch(`${api.origin}/never`, { dispatcher } as RequestInit).then(
+    const builtin = await builtinFetch(`${api.origin}/never`, { dispatcher }).then(
       () => undefined,
       (reason: unknown) => reason,
     )
@@ -629,12 +630,12 @@ describe('bodies on the retry', () => {
         controller.close()
       },
     })
-    const viaBuiltin = await fetch(`${api.origin}/builtin`, {
+    const viaBuiltin = await builtinFetch(`${api.origin}/builtin`, {
       dispatcher,
       method: 'POST',
       body: stream,
       duplex: 'half',
-    } as RequestInit)
+    })
     expect(viaBuiltin.status).toBe(200)
     await viaBuiltin.arrayBuffer()
     expect(api.hits.map((hit) => hit.body)).toEqual(['from a web stream', 'from a web stream'])

@@ -134,3 +134,14 @@ export async function startApi(): Promise<ApiServer> {
     },
   }
 }
+
+/**
+ * Node's built-in fetch with an undici dispatcher. It works at run time; the
+ * cast is only because @types/node's bundled undici-types differ from undici's.
+ */
+export function builtinFetch(
+  url: string,
+  init: Omit<RequestInit, 'dispatcher'> & { dispatcher?: unknown; duplex?: 'half' } = {},
+): Promise<Response> {
+  return fetch(url, init as RequestInit)
+}
