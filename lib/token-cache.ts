@@ -81,6 +81,13 @@ export class TokenCache {
   readonly #rejected = new Map<string, string>()
   /** When each key was last renewed because of a 401. */
   readonly #lastForcedRenewal = new Map<string, number>()
+  /**
+   * Counts `invalidate(key)` calls without a token, and `clear()` calls. A load that
+   * began before one of them must not cache what it read or fetched (p-memoize 8
+   * writes an in-flight result after a delete): the caller asked to forget it.
+   * One count for all keys keeps it small; a forget elsewhere costs a fetch at most.
+   */
+  #forgets = 0
   readonly #load: (key: string) => Promise<Token>
 
   static {
@@ -147,12 +154,14 @@ export class TokenCache {
     // A fetch in flight may still bring this very token back (read from the store
     // before this delete, or re-issued): remember it so it does not land.
     if (rejectedAccessToken !== undefined) this.#rejected.set(key, rejectedAccessToken)
+    else this.#forgets++
     const deletedInStore = await this.#storeCall(() => this.#store.delete(key, rejectedAccessToken))
     return evicted || deletedInStore === true
   }
 
   /** Forget every token. */
   async clear(): Promise<void> {
+    this.#forgets++
     this.#local.clear()
     this.#rejected.clear()
     this.#lastForcedRenewal.clear()
@@ -209,15 +218,18 @@ export class TokenCache {
   }
 
   async #loadUncached(key: string): Promise<Token> {
+    let forgets = this.#forgets
     const stored = await this.#storeCall(() => this.#store.get(key))
     if (
       stored !== undefined &&
+      this.#forgets === forgets &&
       this.#usable(stored) &&
       this.#rejected.get(key) !== stored.accessToken
     ) {
       this.#remember(key, stored)
       return stored
     }
+    forgets = this.#forgets // a fetch begun now comes after any forget so far
     let token = await this.#fetch(key)
     if (this.#rejected.get(key) === token.accessToken) {
       // Invalidated while this fetch ran, and it brought back the rejected token:
@@ -225,6 +237,8 @@ export class TokenCache {
       token = await this.#fetch(key)
       if (this.#rejected.get(key) === token.accessToken) return token // the endpoint insists; do not cache
     }
+    // Invalidated (without a token) or cleared while this fetch ran: serve it, do not cache it.
+    if (this.#forgets !== forgets) return token
     this.#remember(key, token)
     await this.#storeCall(() => this.#store.set(key, token, token.expiresAt - this.#now()))
     return token

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest'
+import { jwtExpiry } from '../lib/jwt.js'
+
+/** base64url of a JSON value (or of raw text), as a JWT segment. */
+function segment(value: unknown, raw = false): string {
+  return Buffer.from(raw ? String(value) : JSON.stringify(value)).toString('base64url')
+}
+
+/** An unsigned JWT: header.payload.signature. */
+function jwt(payload: unknown, signature = 'c2ln'): string {
+  return `${segment({ alg: 'none', typ: 'JWT' })}.${segment(payload)}.${signature}`
+}
+
+describe('jwtExpiry', () => {
+  it('reads exp (seconds) as epoch ms', () => {
+    expect(jwtExpiry(jwt({ sub: 'svc', exp: 1_767_225_600 }))).toBe(1_767_225_600_000)
+    expect(jwtExpiry(jwt({ exp: 1_767_225_600.5 }))).toBe(1_767_225_600_500)
+  })
+
+  it('accepts an unsecured JWT with an empty signature segment', () => {
+    expect(jwtExpiry(jwt({ exp: 2_000_000_000 }, ''))).toBe(2_000_000_000_000)
+  })
+
+  it('reads a payload whose base64url needs the - and _ characters', () => {
+    // '>>>' and '???' encode to base64 with + and /, i.e. - and _ in base64url.
+    const payload = segment({ note: '>>>???', exp: 1_900_000_000 })
+    expect(payload).toMatch(/[-_]/)
+    expect(jwtExpiry(`${segment({ alg: 'none' })}.${payload}.sig`)).toBe(1_900_000_000_000)
+  })
+
+  it('is undefined for a token that is not a JWT', () => {
+    expect(jwtExpiry('opaque-access-token')).toBeUndefined()
+    expect(jwtExpiry('')).toBeUndefined()
+    expect(jwtExpiry('...')).toBeUndefined()
+    expect(jwtExpiry(`.${segment({ exp: 2_000_000_000 })}.sig`)).toBeUndefined()
+  })
+
+  it('is undefined for 2 or 4 segments, even with a good payload', () => {
+    const header = segment({ alg: 'none' })
+    const payload = segment({ exp: 2_000_000_000 })
+    expect(jwtExpiry(`${header}.${payload}`)).toBeUndefined()
+    expect(jwtExpiry(`${header}.${payload}.sig.extra`)).toBeUndefined()
+    // A JWE has 5 segments: not something whose payload we can read.
+    expect(jwtExpiry(`${header}.${payload}.a.b.c`)).toBeUndefined()
+  })
+
+  it('is undefined when the payload is not base64url JSON', () => {
+    const header = segment({ alg: 'none' })
+    expect(jwtExpiry(`${header}.!!!not-base64!!!.sig`)).toBeUndefined()
+    expect(jwtExpiry(`${header}.${segment('{"exp": 2000000000', true)}.sig`)).toBeUndefined()
+    expect(jwtExpiry(`${header}.${segment('exp=2000000000', true)}.sig`)).toBeUndefined()
+    expect(jwtExpiry(`${header}..sig`)).toBeUndefined()
+  })
+
+  it('is undefined when the payload is JSON but not an object with a numeric exp', () => {
+    expect(jwtExpiry(jwt({ sub: 'no exp' }))).toBeUndefined()
+    expect(jwtExpiry(jwt({ exp: '2000000000' }))).toBeUndefined()
+    expect(jwtExpiry(jwt({ exp: null }))).toBeUndefined()
+    expect(jwtExpiry(jwt({ exp: true }))).toBeUndefined()
+    expect(jwtExpiry(jwt({ exp: [2_000_000_000] }))).toBeUndefined()
+    expect(jwtExpiry(jwt(null))).toBeUndefined()
+    expect(jwtExpiry(jwt(2_000_000_000))).toBeUndefined()
+    expect(jwtExpiry(jwt([2_000_000_000]))).toBeUndefined()
+    // 1e400 parses to Infinity: not a finite expiry.
+    const header = segment({ alg: 'none' })
+    expect(jwtExpiry(`${header}.${segment('{"exp":1e400}', true)}.sig`)).toBeUndefined()
+  })
+})
