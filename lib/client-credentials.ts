@@ -119,7 +119,7 @@ async function sendWithFetch(
   return {
     status: response.status,
     headers: response.headers,
-    text: await readCapped(response.body ?? []),
+    text: await readCapped(response.body ?? [], signal),
   }
 }
 
@@ -138,7 +138,7 @@ async function sendWithDispatcher(
     body,
     signal,
   })
-  const text = await readCapped(response.body)
+  const text = await readCapped(response.body, signal)
   return {
     status: response.statusCode,
     headers: {
@@ -151,23 +151,50 @@ async function sendWithDispatcher(
   }
 }
 
-async function readCapped(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<string> {
+/**
+ * The body as text, up to `maxResponseBytes`. Gives up when `signal` aborts: fetch()
+ * ends its body then, but not every fetch does (msw's does not), and a body that
+ * stalls must not outlive the caller's signal.
+ */
+async function readCapped(
+  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  signal: AbortSignal,
+): Promise<string> {
   const chunks: Uint8Array[] = []
   let size = 0
   const iterator =
     Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]()
-  for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-    size += next.value.byteLength
-    if (size > maxResponseBytes) {
-      // Stop reading without waiting for the stream to close: cancelling a fetch body may
-      // never settle (it does not under msw's patched fetch), and cancel() on the stream
-      // itself would throw, as this iterator holds its lock.
-      Promise.resolve(iterator.return?.()).catch(() => {})
-      throw new TokenRequestError(
-        `Token endpoint answered with more than ${maxResponseBytes} bytes; not a token response`,
-      )
+  // Stop reading without waiting for the stream to close: cancelling a fetch body may
+  // never settle (it does not under msw's patched fetch), and cancel() on the stream
+  // itself would throw, as this iterator holds its lock.
+  const stop = (): void => {
+    Promise.resolve(iterator.return?.()).catch(() => {})
+  }
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason)
+  })
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    if (signal.aborted) throw signal.reason
+    for (
+      let next = await Promise.race([iterator.next(), aborted]);
+      !next.done;
+      next = await Promise.race([iterator.next(), aborted])
+    ) {
+      size += next.value.byteLength
+      if (size > maxResponseBytes) {
+        throw new TokenRequestError(
+          `Token endpoint answered with more than ${maxResponseBytes} bytes; not a token response`,
+        )
+      }
+      chunks.push(next.value)
     }
-    chunks.push(next.value)
+  } catch (error) {
+    stop()
+    throw error
+  } finally {
+    signal.removeEventListener('abort', onAbort)
   }
   return Buffer.concat(chunks).toString('utf8')
 }

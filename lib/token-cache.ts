@@ -1,9 +1,12 @@
 import pMemoize from 'p-memoize'
+import { type BackoffOptions, FailureBackoff } from './backoff.js'
+import { channels, summarize } from './diagnostics.js'
 import { TokenRequestError } from './errors.js'
-import { jwtExpiry } from './jwt.js'
-import { BoundedExpiryMap, memoryStore } from './stores/memory.js'
+import { fingerprint } from './fingerprint.js'
+import { BoundedExpiryMap, isProcessLocal, memoryStore } from './stores/memory.js'
+import { isToken, skewOf, toToken } from './token.js'
 import { runAsTokenFetch } from './token-fetch-context.js'
-import type { FetchToken, Token, TokenResponse, TokenStore } from './types.js'
+import type { FetchToken, Token, TokenStore } from './types.js'
 
 /** Options of `new TokenCache()`. */
 export interface TokenCacheOptions {
@@ -13,6 +16,12 @@ export interface TokenCacheOptions {
   store?: TokenStore
   /** Ms a token is treated as expired before `expiresAt`; default 30 000, never more than a tenth of its lifetime. */
   clockSkew?: number
+  /**
+   * Fraction of a token's lifetime after which a request starts one background
+   * refresh while the current token keeps being served; default 0.8, moved
+   * earlier when the token endpoint is slow. `false`: refresh only on expiry.
+   */
+  refreshAhead?: number | false
   /** Ms: drop a token not used for this long (never kept past `expiresAt`). Off by default. */
   slidingExpiration?: number
   /** Ms a token lives when neither `expires_in`, `expiresAt` nor a JWT `exp` says; default 300 000. */
@@ -23,6 +32,8 @@ export interface TokenCacheOptions {
   storeTimeout?: number
   /** Ms between two forced renewals of a key after a 401; default 5 000. */
   minRenewalInterval?: number
+  /** Spacing of fetches after failures (1 s doubling to 30 s, ±20 %); `false` to retry at once. */
+  backoff?: BackoffOptions | false
   /** Clock in epoch ms, for tests; default `Date.now`. */
   now?: () => number
 }
@@ -32,8 +43,14 @@ interface Entry {
   readonly token: Token
   /** Epoch ms (cache clock) from which the token counts as expired: expiresAt − skew. */
   readonly usableUntil: number
+  /** Epoch ms (cache clock) from which a read starts a background refresh. */
+  refreshAt: number
   /** Epoch ms (cache clock) of the last read, for sliding expiration. */
   lastUsed: number
+  /** A background refresh for this entry is running. */
+  refreshing: boolean
+  /** The token's fingerprint, computed when first needed. */
+  fingerprint: string | undefined
 }
 
 /*
@@ -60,22 +77,34 @@ export function renewRejected(cache: TokenCache, key: string, rejected: string):
 }
 
 const defaultKey = 'default'
-const maxLifetimeSeconds = 10 * 365 * 24 * 60 * 60
+/** The background refresh starts at least this many observed fetch latencies before expiry. */
+const latencyMargin = 3
+/** A store lock outlives the fetch it guards by this much, unless the store says otherwise. */
+const lockSlack = 5_000
+/** Marks a store call that failed or timed out, as opposed to one that found nothing. */
+const storeFailed: unique symbol = Symbol('store failed')
 
 /**
  * Caches access tokens per key until they expire, and fetches each key's token
- * once however many callers want it at the same moment (single flight).
+ * once however many callers want it at the same moment (single flight). Past
+ * the refresh-ahead point a read still gets the cached token at once and starts
+ * one background refresh, so nobody waits on the token endpoint while a usable
+ * token exists.
  */
 export class TokenCache {
   readonly #fetchToken: FetchToken
   readonly #store: TokenStore
+  /** The store is this process's memory: what is dropped locally is dropped there too. */
+  readonly #storeIsLocal: boolean
   readonly #local: BoundedExpiryMap<Entry>
   readonly #clockSkew: number
+  readonly #refreshAhead: number | false
   readonly #slidingExpiration: number | undefined
   readonly #defaultLifetime: number
   readonly #timeout: number
   readonly #storeTimeout: number
   readonly #minRenewalInterval: number
+  readonly #backoff: FailureBackoff | undefined
   readonly #now: () => number
   /** The token last rejected (401 or invalidate) per key: it must not land again. */
   readonly #rejected = new Map<string, string>()
@@ -88,6 +117,8 @@ export class TokenCache {
    * One count for all keys keeps it small; a forget elsewhere costs a fetch at most.
    */
   #forgets = 0
+  /** Smoothed duration of token fetches (ms), for the refresh-ahead margin. */
+  #latency = 0
   readonly #load: (key: string) => Promise<Token>
 
   static {
@@ -102,8 +133,10 @@ export class TokenCache {
     }
     this.#fetchToken = options.fetchToken
     this.#store = options.store ?? memoryStore()
+    this.#storeIsLocal = isProcessLocal(this.#store)
     this.#local = new BoundedExpiryMap()
     this.#clockSkew = nonNegative('clockSkew', options.clockSkew, 30_000)
+    this.#refreshAhead = fraction('refreshAhead', options.refreshAhead, 0.8)
     this.#slidingExpiration =
       options.slidingExpiration === undefined
         ? undefined
@@ -112,6 +145,7 @@ export class TokenCache {
     this.#timeout = positive('timeout', options.timeout, 10_000)
     this.#storeTimeout = positive('storeTimeout', options.storeTimeout, 250)
     this.#minRenewalInterval = nonNegative('minRenewalInterval', options.minRenewalInterval, 5_000)
+    this.#backoff = options.backoff === false ? undefined : new FailureBackoff(options.backoff)
     this.#now = options.now ?? Date.now
     // p-memoize is the single-flight primitive: concurrent calls for one key share
     // one promise; a rejection is shared and not cached (cache: false — we keep
@@ -155,32 +189,82 @@ export class TokenCache {
     // before this delete, or re-issued): remember it so it does not land.
     if (rejectedAccessToken !== undefined) this.#rejected.set(key, rejectedAccessToken)
     else this.#forgets++
-    const deletedInStore = await this.#storeCall(() => this.#store.delete(key, rejectedAccessToken))
-    return evicted || deletedInStore === true
+    const deleted = await this.#storeCall(() => this.#store.delete(key, rejectedAccessToken))
+    evicted ||= deleted === true
+    if (channels.invalidate.hasSubscribers) {
+      channels.invalidate.publish(
+        rejectedAccessToken === undefined
+          ? { key, evicted }
+          : { key, evicted, fingerprint: fingerprint(rejectedAccessToken) },
+      )
+    }
+    return evicted
   }
 
-  /** Forget every token. */
+  /** Forget every token (and every key's failure backoff). */
   async clear(): Promise<void> {
     this.#forgets++
     this.#local.clear()
     this.#rejected.clear()
     this.#lastForcedRenewal.clear()
+    this.#backoff?.clear()
     await this.#storeCall(async () => this.#store.clear?.())
   }
 
+  /** The hot path: a usable cached token, synchronously, or undefined. */
   #peek(key: string): Token | undefined {
     const entry = this.#local.get(key)
-    if (entry === undefined) return undefined
+    if (entry === undefined) return this.#miss(key, 'empty')
     const now = this.#now()
-    if (now >= entry.usableUntil) return undefined
+    if (now >= entry.usableUntil) return this.#miss(key, 'expired')
     if (this.#slidingExpiration !== undefined) {
       if (now - entry.lastUsed >= this.#slidingExpiration) {
         this.#dropUnused(key, entry)
-        return undefined
+        return this.#miss(key, 'unused')
       }
       entry.lastUsed = now
     }
+    if (now >= entry.refreshAt && !entry.refreshing) this.#refreshInBackground(key, entry, now)
+    if (channels.cacheHit.hasSubscribers) {
+      channels.cacheHit.publish({ key, fingerprint: fingerprintOf(entry) })
+    }
     return entry.token
+  }
+
+  #miss(key: string, reason: 'empty' | 'expired' | 'unused'): undefined {
+    if (channels.cacheMiss.hasSubscribers) channels.cacheMiss.publish({ key, reason })
+    return undefined
+  }
+
+  /** The current usable token, without side effects (no events, no refresh). */
+  #current(key: string): Token | undefined {
+    const entry = this.#local.get(key)
+    return entry !== undefined && this.#now() < entry.usableUntil ? entry.token : undefined
+  }
+
+  /**
+   * One background refresh while the current token keeps serving. If it fails,
+   * the next try waits for the key's backoff; callers see an error only once the
+   * token is no longer usable.
+   */
+  #refreshInBackground(key: string, entry: Entry, now: number): void {
+    entry.refreshing = true
+    if (channels.refreshAhead.hasSubscribers) {
+      channels.refreshAhead.publish({
+        key,
+        fingerprint: fingerprintOf(entry),
+        remainingMs: entry.usableUntil - now,
+      })
+    }
+    this.#load(key).then(
+      () => {
+        entry.refreshing = false
+      },
+      () => {
+        entry.refreshing = false
+        entry.refreshAt = this.#backoff?.until(key) ?? this.#now()
+      },
+    )
   }
 
   /**
@@ -191,7 +275,7 @@ export class TokenCache {
    * the 401 goes to the caller.
    */
   #mayRenew(key: string, rejected: string): boolean {
-    const current = this.#peek(key)
+    const current = this.#current(key)
     if (current === undefined || current.accessToken !== rejected) return true
     const last = this.#lastForcedRenewal.get(key)
     return last === undefined || this.#now() - last >= this.#minRenewalInterval
@@ -202,7 +286,7 @@ export class TokenCache {
    * if someone renewed already, the renewal in flight, or a new one.
    */
   async #renewRejected(key: string, rejected: string): Promise<Token> {
-    const current = this.#peek(key)
+    const current = this.#current(key)
     if (current !== undefined && current.accessToken !== rejected) return current
     const last = this.#lastForcedRenewal.get(key)
     if (
@@ -219,32 +303,81 @@ export class TokenCache {
 
   async #loadUncached(key: string): Promise<Token> {
     let forgets = this.#forgets
-    const stored = await this.#storeCall(() => this.#store.get(key))
-    if (
-      stored !== undefined &&
-      this.#forgets === forgets &&
-      this.#usable(stored) &&
-      this.#rejected.get(key) !== stored.accessToken
-    ) {
+    const stored = await this.#fromStore(key)
+    if (stored !== undefined && this.#forgets === forgets) {
       this.#remember(key, stored)
       return stored
     }
-    forgets = this.#forgets // a fetch begun now comes after any forget so far
-    let token = await this.#fetch(key)
-    if (this.#rejected.get(key) === token.accessToken) {
-      // Invalidated while this fetch ran, and it brought back the rejected token:
-      // do not let it land; ask once more.
-      token = await this.#fetch(key)
-      if (this.#rejected.get(key) === token.accessToken) return token // the endpoint insists; do not cache
+    const blocked = this.#backoff?.blocked(key, this.#now())
+    if (blocked !== undefined) throw blocked
+    const lock = await this.#lockOrWait(key)
+    if (typeof lock !== 'function' && lock !== undefined) {
+      this.#remember(key, lock) // another process fetched it meanwhile
+      return lock
     }
-    // Invalidated (without a token) or cleared while this fetch ran: serve it, do not cache it.
-    if (this.#forgets !== forgets) return token
-    this.#remember(key, token)
-    await this.#storeCall(() => this.#store.set(key, token, token.expiresAt - this.#now()))
-    return token
+    try {
+      forgets = this.#forgets // a fetch begun now comes after any forget so far
+      let token = await this.#fetch(key)
+      if (this.#rejected.get(key) === token.accessToken) {
+        // Invalidated while this fetch ran, and it brought back the rejected token:
+        // do not let it land; ask once more.
+        token = await this.#fetch(key)
+        if (this.#rejected.get(key) === token.accessToken) return token // the endpoint insists; do not cache
+      }
+      // Invalidated (without a token) or cleared while this fetch ran: serve it, do not cache it.
+      if (this.#forgets !== forgets) return token
+      this.#remember(key, token)
+      // Callers need not wait for the store; the lock is held until it has the token.
+      const stored = this.#storeCall(() =>
+        this.#store.set(key, token, token.expiresAt - this.#now()),
+      )
+      if (lock !== undefined) void stored.then(() => this.#storeCall(lock))
+      return token
+    } catch (error) {
+      if (lock !== undefined) void this.#storeCall(lock)
+      throw error
+    }
+  }
+
+  /** A usable token from the store that is not due for refresh, or undefined. */
+  async #fromStore(key: string): Promise<Token | undefined> {
+    const stored = await this.#storeCall(() => this.#store.get(key))
+    if (!isToken(stored) || this.#rejected.get(key) === stored.accessToken) return undefined
+    const now = this.#now()
+    const usableUntil = stored.expiresAt - skewOf(stored, this.#clockSkew)
+    return now < this.#refreshPoint(stored, usableUntil) ? stored : undefined
+  }
+
+  /**
+   * Distributed single flight, for stores with a lock: take the key's lock (a
+   * release function), or wait for the holder's token to appear in the store
+   * (the token). undefined: no lock to be had (no lock support, the store is
+   * down, or the holder never delivered) — fetch without one.
+   */
+  async #lockOrWait(key: string): Promise<(() => Promise<void>) | Token | undefined> {
+    const { lock } = this.#store
+    if (lock === undefined) return undefined
+    const lockTtl = this.#timeout + lockSlack
+    const giveUpAt = Date.now() + lockTtl
+    for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
+      const release = await this.#storeCall(() => lock.call(this.#store, key, lockTtl), storeFailed)
+      if (typeof release === 'function') return release
+      if (release === storeFailed || Date.now() >= giveUpAt) return undefined
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      const token = await this.#fromStore(key)
+      if (token !== undefined) return token
+    }
   }
 
   async #fetch(key: string): Promise<Token> {
+    const reason =
+      this.#current(key) !== undefined
+        ? 'refresh-ahead'
+        : this.#lastForcedRenewal.has(key)
+          ? 'renewal'
+          : 'miss'
+    if (channels.fetchStart.hasSubscribers) channels.fetchStart.publish({ key, reason })
+    const started = performance.now()
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
@@ -262,10 +395,41 @@ export class TokenCache {
         runAsTokenFetch(() => this.#fetchToken({ key, signal: controller.signal })),
         timedOut,
       ])
-      return toToken(response, this.#now(), this.#defaultLifetime)
-    } catch (error) {
-      if (error instanceof TokenRequestError) throw error
-      throw new TokenRequestError(`fetchToken for key "${key}" failed`, { cause: error })
+      const token = toToken(response, this.#now(), this.#defaultLifetime)
+      const durationMs = performance.now() - started
+      this.#latency = this.#latency === 0 ? durationMs : 0.7 * this.#latency + 0.3 * durationMs
+      this.#backoff?.succeeded(key)
+      if (channels.fetchSuccess.hasSubscribers) {
+        channels.fetchSuccess.publish({
+          key,
+          durationMs,
+          fingerprint: fingerprint(token.accessToken),
+          expiresAt: token.expiresAt,
+          lifetimeMs: token.expiresAt - token.obtainedAt,
+        })
+      }
+      return token
+    } catch (caught) {
+      const error =
+        caught instanceof TokenRequestError
+          ? caught
+          : new TokenRequestError(`fetchToken for key "${key}" failed`, { cause: caught })
+      const durationMs = performance.now() - started
+      if (channels.fetchError.hasSubscribers) {
+        channels.fetchError.publish({ key, durationMs, error: summarize(error) })
+      }
+      if (this.#backoff !== undefined) {
+        const { delay, count } = this.#backoff.failed(key, error, this.#now())
+        if (channels.backoff.hasSubscribers) {
+          channels.backoff.publish({
+            key,
+            delayMs: delay,
+            failures: count,
+            error: summarize(error),
+          })
+        }
+      }
+      throw error
     } finally {
       clearTimeout(timer)
     }
@@ -274,119 +438,60 @@ export class TokenCache {
   #remember(key: string, token: Token): void {
     const now = this.#now()
     const usableUntil = token.expiresAt - skewOf(token, this.#clockSkew)
-    this.#local.set(key, { token, usableUntil, lastUsed: now }, token.expiresAt - now)
+    const entry: Entry = {
+      token,
+      usableUntil,
+      refreshAt: this.#refreshPoint(token, usableUntil),
+      lastUsed: now,
+      refreshing: false,
+      fingerprint: undefined,
+    }
+    this.#local.set(key, entry, token.expiresAt - now)
     if (this.#rejected.get(key) !== token.accessToken) this.#rejected.delete(key)
   }
 
-  #usable(token: Token): boolean {
-    return isToken(token) && this.#now() < token.expiresAt - skewOf(token, this.#clockSkew)
+  /**
+   * When a read starts a background refresh: `refreshAhead` of the lifetime, but
+   * early enough for a few observed fetch latencies to fit before the token stops
+   * being usable (a 2 s token from a 300 ms endpoint still rolls over smoothly).
+   */
+  #refreshPoint(token: Token, usableUntil: number): number {
+    if (this.#refreshAhead === false) return usableUntil
+    const byFraction = token.obtainedAt + (token.expiresAt - token.obtainedAt) * this.#refreshAhead
+    const byLatency = usableUntil - latencyMargin * this.#latency
+    return Math.max(token.obtainedAt, Math.min(byFraction, byLatency))
   }
 
   #dropUnused(key: string, entry: Entry): void {
     this.#local.delete(key)
-    void this.#storeCall(() => this.#store.delete(key, entry.token.accessToken))
+    // Sliding expiration is about this process's use: a shared store keeps the
+    // token for the others; the process-local default store drops it too.
+    if (this.#storeIsLocal) {
+      void this.#storeCall(() => this.#store.delete(key, entry.token.accessToken))
+    }
   }
 
-  /** A store call that fails or is slower than `storeTimeout` counts as a miss. */
-  async #storeCall<T>(call: () => Promise<T>): Promise<T | undefined> {
+  /** A store call that fails or is slower than `storeTimeout` counts as a miss (`failed`). */
+  async #storeCall<T, F = undefined>(call: () => Promise<T>, failed?: F): Promise<T | F> {
     let timer: NodeJS.Timeout | undefined
     try {
       return await Promise.race([
         call(),
-        new Promise<undefined>((resolve) => {
-          timer = setTimeout(resolve, this.#storeTimeout, undefined)
+        new Promise<F>((resolve) => {
+          timer = setTimeout(() => resolve(failed as F), this.#storeTimeout)
         }),
       ])
     } catch {
-      return undefined
+      return failed as F
     } finally {
       clearTimeout(timer)
     }
   }
 }
 
-/** Skew: `clockSkew`, but never more than a tenth of the token's lifetime. */
-function skewOf(token: Token, clockSkew: number): number {
-  return Math.min(clockSkew, (token.expiresAt - token.obtainedAt) / 10)
-}
-
-/** Turns what a token source returned into a cacheable Token, or throws TokenRequestError. */
-export function toToken(response: TokenResponse, now: number, defaultLifetime: number): Token {
-  if (typeof response !== 'object' || response === null) {
-    throw new TokenRequestError('fetchToken returned no token response object')
-  }
-  const { accessToken, tokenType, expiresIn, expiresAt } = response
-  if (typeof accessToken !== 'string' || accessToken.length === 0) {
-    throw new TokenRequestError('Token response has no access_token (or it is empty)')
-  }
-  if (tokenType !== undefined && (typeof tokenType !== 'string' || tokenType.length === 0)) {
-    throw new TokenRequestError('Token response has a token_type that is not a non-empty string')
-  }
-  let expiry: number
-  let lifetimeSeconds: number | undefined
-  if (expiresIn !== undefined && expiresIn !== null) {
-    lifetimeSeconds = secondsOf(expiresIn)
-    expiry = now + lifetimeSeconds * 1000
-  } else if (expiresAt !== undefined && expiresAt !== null) {
-    expiry = expiresAt instanceof Date ? expiresAt.getTime() : Number(expiresAt)
-    if (!Number.isFinite(expiry)) {
-      throw new TokenRequestError('Token response has an expiresAt that is not a date')
-    }
-    if (expiry <= now) throw new TokenRequestError('Token response is already expired (expiresAt)')
-  } else {
-    const exp = jwtExpiry(accessToken)
-    if (exp !== undefined && exp <= now) {
-      throw new TokenRequestError('Token is already expired (its JWT exp claim is in the past)')
-    }
-    expiry = exp ?? now + defaultLifetime
-  }
-  const token: Token = {
-    ...response,
-    accessToken,
-    tokenType: tokenType ?? 'Bearer',
-    expiresAt: expiry,
-    obtainedAt: now,
-  }
-  if (lifetimeSeconds !== undefined) token.expiresIn = lifetimeSeconds
-  return token
-}
-
-/** `expires_in` (RFC 6749 §5.1): a positive number of seconds, as a number or numeric string. */
-function secondsOf(value: unknown): number {
-  const seconds =
-    typeof value === 'number'
-      ? value
-      : typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value)
-        ? Number(value)
-        : Number.NaN
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new TokenRequestError(
-      `Token response has expires_in ${describe(value)}: it must be a positive number of seconds`,
-    )
-  }
-  if (seconds > maxLifetimeSeconds) {
-    throw new TokenRequestError(
-      `Token response has expires_in ${describe(value)}: more than ten years is not a plausible lifetime`,
-    )
-  }
-  return seconds
-}
-
-function describe(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value)
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text
-}
-
-function isToken(value: unknown): value is Token {
-  if (typeof value !== 'object' || value === null) return false
-  const token = value as Partial<Token>
-  return (
-    typeof token.accessToken === 'string' &&
-    token.accessToken.length > 0 &&
-    typeof token.tokenType === 'string' &&
-    typeof token.expiresAt === 'number' &&
-    typeof token.obtainedAt === 'number'
-  )
+function fingerprintOf(entry: Entry): string {
+  entry.fingerprint ??= fingerprint(entry.token.accessToken)
+  return entry.fingerprint
 }
 
 function detach<T>(shared: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -410,6 +515,21 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
     throw new RangeError(`${name} must be a non-negative number of ms, got ${String(value)}`)
+  }
+  return value
+}
+
+function fraction(
+  name: string,
+  value: number | false | undefined,
+  fallback: number,
+): number | false {
+  if (value === undefined) return fallback
+  if (value === false) return false
+  if (typeof value !== 'number' || !(value > 0 && value < 1)) {
+    throw new RangeError(
+      `${name} must be a fraction between 0 and 1, or false; got ${String(value)}`,
+    )
   }
   return value
 }

@@ -159,7 +159,14 @@ export class UnauthorizedHandler implements Handler {
       return
     }
     this.#done = true
-    this.#handler.onResponseEnd?.(this.#controller, trailers)
+    try {
+      this.#handler.onResponseEnd?.(this.#controller, trailers)
+    } catch (error) {
+      // A handler may throw here to turn the end into an error (undici's retry handler does
+      // after a 5xx): undici then reports it through onResponseError, which must reach it.
+      this.#done = false
+      throw error
+    }
   }
 
   onResponseError(_controller: Controller, error: Error): void {

@@ -77,9 +77,13 @@ function source(
   return { fetchToken, calls }
 }
 
-/** Every cache here is built through this, so an option all of them need goes in one place. */
+/**
+ * Every cache here is built through this, so an option all of them need goes in one place.
+ * These tests count fetches at expiry, so refresh-ahead is off unless a test turns it on
+ * (tests/refresh-ahead.test.ts covers it).
+ */
 function makeCache(options: TokenCacheOptions): TokenCache {
-  return new TokenCache(options)
+  return new TokenCache({ refreshAhead: false, ...options })
 }
 
 /** An access token that must never show up in an error. */

@@ -114,6 +114,11 @@ class MemoryStore implements TokenStore {
   }
 }
 
+/** @internal Whether `store` is this process's memory (a `memoryStore()`), not shared. */
+export function isProcessLocal(store: TokenStore): boolean {
+  return store instanceof MemoryStore
+}
+
 /** The default `TokenStore`: this process's memory, bounded by `maxEntries`. */
 export function memoryStore(options: MemoryStoreOptions = {}): TokenStore {
   return new MemoryStore(options)
