@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { BodyRecording } from './body.js'
+import { channels } from './diagnostics.js'
+import { fingerprint } from './fingerprint.js'
 import type { Controller, Dispatch, DispatchOptions, Handler } from './handler-api.js'
 import { type TokenHeaders, withTokenHeaders } from './headers.js'
 import { mayRenewRejected, renewRejected, type TokenCache } from './token-cache.js'
@@ -193,6 +195,13 @@ export class UnauthorizedHandler implements Handler {
     this.#swallowing = false
     this.#retried = true
     const rejected = (this.#token as Token).accessToken
+    if (channels.retry.hasSubscribers) {
+      channels.retry.publish({
+        key: this.#key,
+        origin: originOf(this.#options.origin),
+        fingerprint: fingerprint(rejected),
+      })
+    }
     const replay = this.#replay
     const body = replay === 'as-is' || replay === 'never' ? this.#options.body : replay.replay()
     renewRejected(this.#tokens, this.#key, rejected).then(
@@ -225,6 +234,10 @@ export class UnauthorizedHandler implements Handler {
     this.#done = true
     this.#handler.onResponseError?.(this.#controller, reason)
   }
+}
+
+function originOf(origin: string | URL | undefined): string {
+  return origin instanceof URL ? origin.origin : String(origin)
 }
 
 /**
