@@ -60,7 +60,7 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
       if (origin === undefined || origin === null) return refuseWithoutOrigin(handler)
       const matched = matcher.match(origin)
       // The token request itself, or whatever a custom fetchToken sends, is never decorated.
-      if (matched === undefined || isInsideTokenFetch()) return dispatch(opts, handler)
+      if (matched === undefined || isInsideTokenFetch()) return dispatch(opts, toNewApi(handler))
 
       const key =
         keyOf === undefined

@@ -50,6 +50,11 @@ export function toToken(response: TokenResponse, now: number, defaultLifetime: n
   if (!(expiry > now)) {
     throw new TokenRequestError('Token response is already expired when it arrives')
   }
+  if (expiry - now > maxLifetimeSeconds * 1000) {
+    throw new TokenRequestError(
+      'Token response expires more than ten years from now: not a plausible lifetime',
+    )
+  }
   const token: Token = {
     ...response,
     accessToken,

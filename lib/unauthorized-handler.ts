@@ -5,6 +5,7 @@ import { channels } from './diagnostics.js'
 import { fingerprint } from './fingerprint.js'
 import type { Controller, Dispatch, DispatchOptions, Handler } from './handler-api.js'
 import { type TokenHeaders, withTokenHeaders } from './headers.js'
+import { SpeaksLegacyToo } from './legacy-handler.js'
 import { mayRenewRejected, renewRejected, type TokenCache } from './token-cache.js'
 import type { Token } from './types.js'
 import { challengeAllowsRetry } from './www-authenticate.js'
@@ -39,8 +40,9 @@ export interface UnauthorizedHandlerOptions {
  * new token may cure, swallows that response, renews the token and sends the
  * request once more. The caller sees one request: one `onRequestStart`, one
  * controller that always drives the live attempt, exactly one terminal callback.
+ * It speaks both handler APIs to the dispatcher below (see SpeaksLegacyToo).
  */
-export class UnauthorizedHandler implements Handler {
+export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
   readonly #dispatch: Dispatch
   readonly #options: DispatchOptions
   readonly #handler: Handler
@@ -59,6 +61,7 @@ export class UnauthorizedHandler implements Handler {
   #done = false
 
   constructor(options: UnauthorizedHandlerOptions) {
+    super()
     this.#dispatch = options.dispatch
     this.#options = options.options
     this.#handler = options.handler
@@ -104,7 +107,7 @@ export class UnauthorizedHandler implements Handler {
     return true
   }
 
-  onRequestStart(controller: Controller, context: unknown): void {
+  override onRequestStart(controller: Controller, context: unknown): void {
     if (this.#done) {
       // The caller gave up while this attempt waited for a connection.
       controller.abort(this.#controller.reason ?? new Error('Request aborted'))
@@ -114,7 +117,7 @@ export class UnauthorizedHandler implements Handler {
     this.#startCaller(context)
   }
 
-  onRequestUpgrade(
+  override onRequestUpgrade(
     _controller: Controller,
     statusCode: number,
     headers: IncomingHttpHeaders,
@@ -125,7 +128,7 @@ export class UnauthorizedHandler implements Handler {
     this.#handler.onRequestUpgrade?.(this.#controller, statusCode, headers, socket)
   }
 
-  onResponseStart(
+  override onResponseStart(
     _controller: Controller,
     statusCode: number,
     headers: IncomingHttpHeaders,
@@ -139,7 +142,7 @@ export class UnauthorizedHandler implements Handler {
     this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
+  override onResponseData(controller: Controller, chunk: Buffer): void {
     if (this.#done) return
     if (this.#swallowing) {
       this.#swallowedBytes += chunk.length
@@ -153,7 +156,7 @@ export class UnauthorizedHandler implements Handler {
     this.#handler.onResponseData?.(this.#controller, chunk)
   }
 
-  onResponseEnd(_controller: Controller, trailers: IncomingHttpHeaders): void {
+  override onResponseEnd(_controller: Controller, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
     this.#controller.detach()
     if (this.#swallowing) {
@@ -171,7 +174,7 @@ export class UnauthorizedHandler implements Handler {
     }
   }
 
-  onResponseError(_controller: Controller, error: Error): void {
+  override onResponseError(_controller: Controller, error: Error): void {
     if (this.#done) return
     this.#controller.detach()
     if (this.#swallowing && this.#abortedOversized && !this.#controller.aborted) {

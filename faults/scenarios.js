@@ -1,0 +1,452 @@
+// @ts-check
+// The fault suite: each scenario runs real loopback servers (a token endpoint and
+// a protected API) against the built package and returns one row of counts.
+// `npm run faults` prints them as a table; tests/faults.test.ts asserts the bounds.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { inspect } from 'node:util'
+import { Agent, request } from 'undici'
+import { accessToken, clientCredentials, TokenRequestError } from 'undici-access-token'
+
+const clientId = 'fault-suite'
+const clientSecret = 'fault-suite-client-secret'
+const channelNames = [
+  'fetch:start',
+  'fetch:success',
+  'fetch:error',
+  'cache:hit',
+  'cache:miss',
+  'cache:refresh-ahead',
+  'retry',
+  'invalidate',
+  'backoff',
+].map((name) => `undici-access-token:${name}`)
+
+/**
+ * @typedef {object} Row
+ * @property {string} scenario
+ * @property {number} requests
+ * @property {number} succeeded
+ * @property {number} failedClearly  requests that failed with a TokenRequestError or an abort
+ * @property {number} failedOther    any other failure (should be 0)
+ * @property {number} tokenRequests
+ * @property {number} unauthenticatedHits  API hits without a valid token
+ * @property {number} waitedAfterFirst     cache misses (someone waited for the token endpoint) after the first success
+ * @property {number} secretsSeen          secrets or tokens found in errors and events
+ * @property {string} notes
+ */
+
+/**
+ * @typedef {'ok' | 'down' | 'slow' | 'html' | 'truncated' | 'no-token' | 'expires-0' | 'expires-negative' | 'expires-abc' | 'expires-huge' | '429'} TokenMode
+ */
+
+/** Starts a node:http server on 127.0.0.1:0. @param {import('node:http').RequestListener} listener */
+async function listen(listener) {
+  const server = createServer(listener)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = /** @type {import('node:net').AddressInfo} */ (server.address())
+  return { server, origin: `http://127.0.0.1:${address.port}` }
+}
+
+/**
+ * A token endpoint and an API on loopback, and an interceptor wired to them.
+ * @param {{ lifetime?: number, tokenDelay?: number, interceptor?: Record<string, unknown> }} [options]
+ */
+export async function harness(options = {}) {
+  const state = {
+    /** @type {TokenMode} */
+    mode: 'ok',
+    tokenDelay: options.tokenDelay ?? 0,
+    lifetime: options.lifetime ?? 3600,
+    tokenRequests: 0,
+    /** @type {number[]} ms since the harness started */
+    tokenRequestTimes: [],
+    /** @type {string[]} */
+    issued: [],
+    /** @type {Set<string>} */
+    valid: new Set(),
+    rejectAll: false,
+    apiHits: 0,
+    unauthenticatedHits: 0,
+  }
+  const started = Date.now()
+  const idp = await listen((req, res) => {
+    req.resume()
+    req.on('end', async () => {
+      state.tokenRequests++
+      state.tokenRequestTimes.push(Date.now() - started)
+      if (state.mode === 'down') {
+        req.socket.destroy()
+        return
+      }
+      if (state.tokenDelay > 0)
+        await new Promise((resolve) => setTimeout(resolve, state.tokenDelay))
+      const token = `fault-token-${state.issued.length + 1}-${Math.random().toString(36).slice(2)}`
+      const json = (/** @type {number} */ status, /** @type {unknown} */ body, headers = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json', ...headers })
+        res.end(typeof body === 'string' ? body : JSON.stringify(body))
+      }
+      switch (state.mode) {
+        case 'html':
+          res.writeHead(502, { 'content-type': 'text/html' })
+          res.end('<html><body><h1>502 Bad Gateway</h1></body></html>')
+          return
+        case 'truncated':
+          return json(200, `{"access_token":"${token}","expires_in":36`)
+        case 'no-token':
+          return json(200, { token_type: 'Bearer', expires_in: 3600 })
+        case 'expires-0':
+          state.issued.push(token)
+          return json(200, { access_token: token, expires_in: 0 })
+        case 'expires-negative':
+          state.issued.push(token)
+          return json(200, { access_token: token, expires_in: -5 })
+        case 'expires-abc':
+          state.issued.push(token)
+          return json(200, { access_token: token, expires_in: 'abc' })
+        case 'expires-huge':
+          state.issued.push(token)
+          return json(200, { access_token: token, expires_in: 1e12 })
+        case '429':
+          return json(429, { error: 'slow_down' }, { 'retry-after': '2' })
+        default:
+          state.issued.push(token)
+          state.valid.add(token)
+          return json(200, {
+            access_token: token,
+            token_type: 'Bearer',
+            expires_in: state.lifetime,
+          })
+      }
+    })
+  })
+  const api = await listen((req, res) => {
+    req.resume()
+    state.apiHits++
+    const token = (req.headers.authorization ?? '').replace(/^Bearer /, '')
+    const valid = state.valid.has(token)
+    if (!valid) state.unauthenticatedHits++
+    if (!valid || state.rejectAll) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' })
+      res.end()
+      return
+    }
+    res.writeHead(200)
+    res.end('ok')
+  })
+  const agent = new Agent({ connections: 64 })
+  const dispatcher = agent.compose(
+    accessToken({
+      origins: api.origin,
+      fetchToken: clientCredentials({ tokenUrl: `${idp.origin}/token`, clientId, clientSecret }),
+      ...options.interceptor,
+    }),
+  )
+
+  // Everything observable: errors callers saw and every diagnostics event.
+  /** @type {unknown[]} */
+  const seen = []
+  let misses = 0
+  /** @type {Map<string, (message: unknown) => void>} */
+  const listeners = new Map()
+  for (const name of channelNames) {
+    const listener = (/** @type {unknown} */ message) => {
+      seen.push(message)
+      if (name.endsWith('cache:miss')) misses++
+    }
+    listeners.set(name, listener)
+    subscribe(name, listener)
+  }
+
+  const counts = { requests: 0, succeeded: 0, failedClearly: 0, failedOther: 0 }
+  /** Cache misses when the first request succeeded: every miss after it made someone wait. */
+  let missesAtFirstSuccess = -1
+  /** Sends one GET; records the outcome. @param {AbortSignal} [signal] */
+  async function send(signal) {
+    counts.requests++
+    try {
+      const response = await request(`${api.origin}/readers`, { dispatcher, signal })
+      await response.body.dump()
+      if (response.statusCode === 200 && missesAtFirstSuccess < 0) missesAtFirstSuccess = misses
+      if (response.statusCode === 200) counts.succeeded++
+      else counts.failedClearly++ // a 401 the caller sees: clear, not silent
+      return response.statusCode
+    } catch (error) {
+      seen.push(error)
+      const clear =
+        error instanceof TokenRequestError ||
+        (error instanceof Error && error.name === 'AbortError')
+      if (clear) counts.failedClearly++
+      else counts.failedOther++
+      return error
+    }
+  }
+
+  function secretsSeen() {
+    const secrets = [
+      clientSecret,
+      Buffer.from(`${clientId}:${clientSecret}`).toString('base64'),
+      ...state.issued,
+    ]
+    let found = 0
+    for (const item of seen) {
+      const texts = [inspect(item, { depth: 6, showHidden: false })]
+      if (item instanceof Error) texts.push(item.message, item.stack ?? '', JSON.stringify(item))
+      else texts.push(JSON.stringify(item))
+      for (const text of texts) for (const secret of secrets) if (text.includes(secret)) found++
+    }
+    return found
+  }
+
+  /** The row for this scenario. @param {string} scenario @param {string} notes @returns {Row} */
+  function row(scenario, notes) {
+    return {
+      scenario,
+      ...counts,
+      tokenRequests: state.tokenRequests,
+      waitedAfterFirst: missesAtFirstSuccess < 0 ? 0 : misses - missesAtFirstSuccess,
+      unauthenticatedHits: state.unauthenticatedHits,
+      secretsSeen: secretsSeen(),
+      notes,
+    }
+  }
+
+  async function close() {
+    for (const [name, listener] of listeners) unsubscribe(name, listener)
+    await agent.close()
+    for (const server of [idp.server, api.server]) {
+      server.closeAllConnections()
+      server.close()
+    }
+  }
+
+  return { state, send, row, close, started }
+}
+
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * @typedef {object} Scenario
+ * @property {string} name
+ * @property {() => Promise<Row & { checks: Record<string, boolean> }>} run
+ */
+
+/** @type {Scenario[]} */
+export const scenarios = [
+  {
+    name: 'token endpoint down, then back',
+    async run() {
+      const h = await harness()
+      h.state.mode = 'down'
+      const outageEnds = Date.now() + 2_500
+      let outageRequests = 0
+      let failedFast = 0
+      let slowest = 0
+      while (Date.now() < outageEnds) {
+        const before = Date.now()
+        const outcome = await h.send()
+        outageRequests++
+        slowest = Math.max(slowest, Date.now() - before)
+        if (outcome instanceof TokenRequestError && Date.now() - before < 250) failedFast++
+        await sleep(50)
+      }
+      const duringOutage = h.state.tokenRequests
+      h.state.mode = 'ok'
+      let recovered = false
+      for (let i = 0; i < 100 && !recovered; i++) {
+        recovered = (await h.send()) === 200
+        await sleep(50)
+      }
+      for (let i = 0; i < 20; i++) await h.send()
+      await h.close()
+      const r = h.row(
+        'token endpoint down 2.5 s, then back',
+        `${outageRequests} requests in the outage, each failed in ≤ ${slowest} ms; ${duringOutage} token requests then (backoff 1 s, 2 s, … ±20 %); recovered: ${recovered}`,
+      )
+      return {
+        ...r,
+        checks: {
+          'failed clearly and fast': failedFast === outageRequests && r.failedOther === 0,
+          'token requests within the backoff schedule (≤ 3 in 2.5 s)': duringOutage <= 3,
+          recovered,
+          'nothing sent without a token': r.unauthenticatedHits === 0,
+        },
+      }
+    },
+  },
+  {
+    name: 'token endpoint slow (2 s) while 1 000 requests arrive',
+    async run() {
+      const h = await harness({ tokenDelay: 2_000 })
+      const aborters = Array.from({ length: 100 }, () => new AbortController())
+      const pending = Array.from({ length: 1_000 }, (_, i) =>
+        h.send(i < 100 ? aborters[i]?.signal : undefined),
+      )
+      await sleep(200)
+      const abortedAt = Date.now()
+      for (const controller of aborters) controller.abort()
+      const abortedOutcomes = await Promise.all(pending.slice(0, 100))
+      const abortsTook = Date.now() - abortedAt
+      await Promise.all(pending)
+      await h.close()
+      const r = h.row(
+        'token endpoint slow (2 s), 1 000 requests, 100 aborted',
+        `the 100 aborts ended in ${abortsTook} ms`,
+      )
+      return {
+        ...r,
+        checks: {
+          'one token request': r.tokenRequests === 1,
+          'aborted callers ended before the token arrived':
+            abortsTook < 1_000 && abortedOutcomes.every((o) => o instanceof Error),
+          'the other 900 succeeded': r.succeeded === 900,
+          'nothing sent without a token': r.unauthenticatedHits === 0,
+        },
+      }
+    },
+  },
+  {
+    name: 'token endpoint answers 429 with Retry-After: 2',
+    async run() {
+      const h = await harness()
+      h.state.mode = '429'
+      const until = Date.now() + 2_600
+      while (Date.now() < until) {
+        await h.send()
+        await sleep(50)
+      }
+      const times = h.state.tokenRequestTimes
+      await h.close()
+      const gap = times.length > 1 ? (times[1] ?? 0) - (times[0] ?? 0) : Number.POSITIVE_INFINITY
+      const r = h.row(
+        'token endpoint 429, Retry-After: 2',
+        `second token request ${times.length > 1 ? `${gap} ms after the first` : 'not made'}`,
+      )
+      return {
+        ...r,
+        checks: {
+          'no token request before 2 s': gap >= 1_990,
+          'failed clearly': r.failedOther === 0 && r.succeeded === 0,
+          'nothing sent without a token': r.unauthenticatedHits === 0,
+        },
+      }
+    },
+  },
+  .../** @type {const} */ ([
+    ['html', 'an HTML error page'],
+    ['truncated', 'truncated JSON'],
+    ['no-token', 'a 200 without access_token'],
+    ['expires-0', 'expires_in 0'],
+    ['expires-negative', 'expires_in -5'],
+    ['expires-abc', 'expires_in "abc"'],
+    ['expires-huge', 'expires_in 1e12'],
+  ]).map(([mode, label]) => ({
+    name: `token endpoint returns ${label}`,
+    async run() {
+      const h = await harness({ interceptor: { backoff: false } })
+      h.state.mode = mode
+      /** @type {unknown[]} */
+      const outcomes = []
+      for (let i = 0; i < 5; i++) outcomes.push(await h.send())
+      await h.close()
+      const first = outcomes[0]
+      const r = h.row(
+        `token endpoint: ${label}`,
+        first instanceof Error ? first.message.slice(0, 90) : String(first),
+      )
+      return {
+        ...r,
+        checks: {
+          'clear errors': outcomes.every((o) => o instanceof TokenRequestError),
+          'nothing cached (a token request per request)': r.tokenRequests === 5,
+          'nothing sent': r.unauthenticatedHits === 0 && h.state.apiHits === 0,
+        },
+      }
+    },
+  })),
+  {
+    name: 'token expires under steady load (lifetime 2 s, endpoint latency 300 ms)',
+    async run() {
+      const h = await harness({ lifetime: 2, tokenDelay: 300 })
+      const until = Date.now() + 5_000
+      while (Date.now() < until) {
+        await Promise.all(Array.from({ length: 10 }, () => h.send()))
+        await sleep(20)
+      }
+      await h.close()
+      const r = h.row(
+        'token expiry under steady load (2 s tokens, 300 ms endpoint)',
+        'refresh-ahead rolled the token over in the background',
+      )
+      return {
+        ...r,
+        checks: {
+          'no request waited for the token endpoint after the first': r.waitedAfterFirst === 0,
+          'it did roll over': r.tokenRequests >= 3,
+          'every request succeeded': r.succeeded === r.requests,
+        },
+      }
+    },
+  },
+  {
+    name: 'API revokes the token mid-load',
+    async run() {
+      const h = await harness()
+      const rounds = 20
+      for (let round = 0; round < rounds; round++) {
+        if (round === 10) h.state.valid.clear() // revoked: only tokens issued from now on are valid
+        await Promise.all(Array.from({ length: 50 }, () => h.send()))
+      }
+      await h.close()
+      const r = h.row(
+        'API revokes the token mid-load (1 000 requests)',
+        'the 50 requests that met the revoked token were renewed and retried',
+      )
+      return {
+        ...r,
+        checks: {
+          'one renewal': r.tokenRequests === 2,
+          'every request succeeded': r.succeeded === r.requests,
+          'only the revoked token was rejected (≤ 50 hits)': r.unauthenticatedHits <= 50,
+        },
+      }
+    },
+  },
+  {
+    name: 'API answers 401 to everything for 5 s',
+    async run() {
+      const h = await harness()
+      h.state.rejectAll = true
+      const until = Date.now() + 5_000
+      while (Date.now() < until) {
+        await Promise.all(Array.from({ length: 10 }, () => h.send()))
+        await sleep(10)
+      }
+      await h.close()
+      const r = h.row(
+        'API answers 401 to everything for 5 s',
+        'each caller gets the 401 after at most one retry',
+      )
+      return {
+        ...r,
+        checks: {
+          'token requests bounded by the rate limit (1 + one per 5 s)': r.tokenRequests <= 3,
+          'every caller got its 401': r.failedClearly === r.requests && r.failedOther === 0,
+        },
+      }
+    },
+  },
+]
+
+/** Runs every scenario in turn. @param {(row: Row & { checks: Record<string, boolean> }) => void} [onRow] */
+export async function runAll(onRow) {
+  const rows = []
+  for (const scenario of scenarios) {
+    const row = await scenario.run()
+    rows.push(row)
+    onRow?.(row)
+  }
+  return rows
+}
