@@ -69,7 +69,7 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     this.#key = options.key
     this.#headersFor = options.headersFor
     this.#replay = options.replay
-    this.#controller = new CallerController((reason) => this.#callerAborted(reason))
+    this.#controller = new CallerController(this)
   }
 
   /** Sends the request with `token` now. */
@@ -231,8 +231,11 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     this.#handler.onResponseError?.(this.#controller, reason)
   }
 
-  /** The caller aborted. A live attempt reports through onResponseError; otherwise report now. */
-  #callerAborted(reason: Error): void {
+  /**
+   * @internal The caller aborted between attempts (no attempt is live to report
+   * it through onResponseError): report it now.
+   */
+  callerAborted(reason: Error): void {
     if (this.#done || this.#controller.live) return
     this.#done = true
     this.#handler.onResponseError?.(this.#controller, reason)
@@ -249,15 +252,15 @@ function originOf(origin: string | URL | undefined): string {
  * for a connection) it remembers an abort and applies it when the next starts.
  */
 class CallerController implements Controller {
-  readonly #onAbortBetweenAttempts: (reason: Error) => void
+  readonly #request: UnauthorizedHandler
   #attempt: Controller | undefined
   #live = false
   #aborted = false
   #paused = false
   #reason: Error | null = null
 
-  constructor(onAbortBetweenAttempts: (reason: Error) => void) {
-    this.#onAbortBetweenAttempts = onAbortBetweenAttempts
+  constructor(request: UnauthorizedHandler) {
+    this.#request = request
   }
 
   get live(): boolean {
@@ -299,7 +302,7 @@ class CallerController implements Controller {
     this.#aborted = true
     this.#reason = reason ?? new Error('Request aborted')
     if (this.#live) this.#attempt?.abort(this.#reason)
-    else this.#onAbortBetweenAttempts(this.#reason)
+    else this.#request.callerAborted(this.#reason)
   }
 
   pause(): void {
