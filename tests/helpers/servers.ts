@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { registerSecret } from './secret-registry.js'
 
 export interface TestServer {
   /** `http://127.0.0.1:<port>` */
@@ -14,6 +15,7 @@ export async function startServer(
   handle: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>,
 ): Promise<TestServer> {
   const server = createServer((req, res) => {
+    registerSecret(req.headers.authorization)
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
@@ -59,10 +61,13 @@ export async function startTokenEndpoint(expiresIn = 3600): Promise<TokenEndpoin
   endpoint.respond = (n) => {
     const token = `token-${n}`
     issued.push(token)
+    registerSecret(token)
     return { body: { access_token: token, token_type: 'bearer', expires_in: expiresIn } }
   }
   const server = await startServer(async (req, res, body) => {
     requests.push({ headers: req.headers, body: body.toString() })
+    for (const value of new URLSearchParams(body.toString()).getAll('client_secret'))
+      registerSecret(value)
     const answer = endpoint.respond(requests.length)
     if (answer.delay) await new Promise((resolve) => setTimeout(resolve, answer.delay))
     res.writeHead(answer.status ?? 200, {
