@@ -50,10 +50,17 @@ for (let round = 0; round < rounds; round++) {
   process.stderr.write(`round ${round + 1}/${rounds}\r`)
 }
 const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]
-const rps = Object.fromEntries(Object.entries(totals).map(([name, values]) => [name, median(values)]))
-console.log(`requests/s (median of ${rounds} rounds of ${requestsPerRound}, concurrency ${concurrency})`)
-for (const [name, value] of Object.entries(rps)) console.log(`  ${name.padEnd(12)} ${value.toFixed(0)}`)
-console.log(`accessToken / passThrough = ${(rps.accessToken / rps.passThrough).toFixed(3)} (goal ≥ 0.97)`)
+const rps = Object.fromEntries(
+  Object.entries(totals).map(([name, values]) => [name, median(values)]),
+)
+console.log(
+  `requests/s (median of ${rounds} rounds of ${requestsPerRound}, concurrency ${concurrency})`,
+)
+for (const [name, value] of Object.entries(rps))
+  console.log(`  ${name.padEnd(12)} ${value.toFixed(0)}`)
+console.log(
+  `accessToken / passThrough = ${(rps.accessToken / rps.passThrough).toFixed(3)} (goal ≥ 0.97)`,
+)
 console.log(`accessToken / raw         = ${(rps.accessToken / rps.raw).toFixed(3)}`)
 console.log(`passThrough / raw         = ${(rps.passThrough / rps.raw).toFixed(3)}`)
 await Promise.all(Object.values(variants).map((dispatcher) => dispatcher.close()))
