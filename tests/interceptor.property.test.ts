@@ -158,6 +158,6 @@ test('random header shapes, bodies, challenges and token answers: no crash, no t
         for (const hit of apiSeen) expect(hit.authorization).toMatch(/^Bearer \S+$/)
       },
     ),
-    { numRuns: 120 },
+    { numRuns: Number(process.env.PROPERTY_RUNS ?? 120) },
   )
 })
