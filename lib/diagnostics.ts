@@ -31,6 +31,9 @@ export const channels: {
   backoff: typed('undici-access-token:backoff'),
 }
 
+/** Every channel's name, e.g. to subscribe to all of them. */
+export const channelNames: readonly string[] = Object.values(channels).map((c) => String(c.name))
+
 /** The part of a `diagnostics_channel` Channel this package uses, typed by message. */
 export interface DiagnosticsChannel<Message> {
   readonly name: string | symbol

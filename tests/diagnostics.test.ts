@@ -1,6 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, expect, test } from 'vitest'
+import { channelNames as names } from '../lib/diagnostics.js'
 import { fingerprint } from '../lib/fingerprint.js'
 import { accessToken, clientCredentials, TokenCache } from '../lib/index.js'
 import { expectNoSecrets } from './helpers/secrets.js'
@@ -10,18 +11,6 @@ import {
   startTokenEndpoint,
   type TokenEndpoint,
 } from './helpers/servers.js'
-
-const names = [
-  'fetch:start',
-  'fetch:success',
-  'fetch:error',
-  'cache:hit',
-  'cache:miss',
-  'cache:refresh-ahead',
-  'retry',
-  'invalidate',
-  'backoff',
-].map((name) => `undici-access-token:${name}`)
 
 const events: { channel: string; message: Record<string, unknown> }[] = []
 const listeners = new Map<string, (message: unknown, name: string | symbol) => void>()

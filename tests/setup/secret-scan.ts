@@ -4,19 +4,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { inspect } from 'node:util'
 import { afterAll, expect } from 'vitest'
+import { channelNames } from '../../lib/diagnostics.js'
 import { registeredSecrets } from '../helpers/secret-registry.js'
-
-const channelNames = [
-  'fetch:start',
-  'fetch:success',
-  'fetch:error',
-  'cache:hit',
-  'cache:miss',
-  'cache:refresh-ahead',
-  'retry',
-  'invalidate',
-  'backoff',
-].map((name) => `undici-access-token:${name}`)
 
 const published: string[] = []
 const listener = (message: unknown, name: string | symbol): void => {
