@@ -1,7 +1,13 @@
 import type { Dispatcher } from 'undici'
 import { isResendable, recordBody } from './body.js'
 import { AccessTokenError } from './errors.js'
-import type { AnyHandler, Dispatch, DispatchOptions, Handler } from './handler-api.js'
+import {
+  type AnyHandler,
+  type Dispatch,
+  type DispatchOptions,
+  type Handler,
+  withHeaders,
+} from './handler-api.js'
 import {
   authorizationHeader,
   type HeadersForToken,
@@ -85,7 +91,7 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
       if (token !== undefined && replay === 'never') {
         // Nothing to retry: no handler of ours in between.
         const headers = withTokenHeaders(opts.headers as never, headersFor(token))
-        return dispatch({ ...opts, headers }, caller)
+        return dispatch(withHeaders(opts, headers), caller)
       }
       const request = new UnauthorizedHandler({
         dispatch,

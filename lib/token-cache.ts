@@ -213,7 +213,8 @@ export class TokenCache {
 
   /** The hot path: a usable cached token, synchronously, or undefined. */
   #peek(key: string): Token | undefined {
-    const entry = this.#local.get(key)
+    // No clock check in the map: usableUntil, checked below, comes before its deadline.
+    const entry = this.#local.peek(key)
     if (entry === undefined) return this.#miss(key, 'empty')
     const now = this.#now()
     if (now >= entry.usableUntil) return this.#miss(key, 'expired')

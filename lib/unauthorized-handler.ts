@@ -3,7 +3,13 @@ import type { Duplex } from 'node:stream'
 import type { BodyRecording } from './body.js'
 import { channels } from './diagnostics.js'
 import { fingerprint } from './fingerprint.js'
-import type { Controller, Dispatch, DispatchOptions, Handler } from './handler-api.js'
+import {
+  type Controller,
+  type Dispatch,
+  type DispatchOptions,
+  type Handler,
+  withHeaders,
+} from './handler-api.js'
 import { type TokenHeaders, withTokenHeaders } from './headers.js'
 import { SpeaksLegacyToo } from './legacy-handler.js'
 import { mayRenewRejected, renewRejected, type TokenCache } from './token-cache.js'
@@ -72,19 +78,15 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     this.#controller = new CallerController(this)
   }
 
-  /** Sends the request with `token` now. */
-  send(token: Token, body: unknown = this.#options.body): boolean {
+  /** Sends the request with `token` now (with `body` instead of the first one, on the retry). */
+  send(token: Token, body?: unknown): boolean {
     this.#token = token
-    const options: DispatchOptions = {
-      ...this.#options,
-      headers: withTokenHeaders(
-        this.#options.headers as Parameters<typeof withTokenHeaders>[0],
-        this.#headersFor(token),
-      ),
-      body,
-    }
+    const headers = withTokenHeaders(
+      this.#options.headers as Parameters<typeof withTokenHeaders>[0],
+      this.#headersFor(token),
+    )
     try {
-      return this.#dispatch(options, this)
+      return this.#dispatch(withHeaders(this.#options, headers, body), this)
     } catch (error) {
       this.#fail(error)
       return true

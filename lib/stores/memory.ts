@@ -53,6 +53,15 @@ export class BoundedExpiryMap<V> {
     return undefined
   }
 
+  /**
+   * The value for `key` without looking at the clock: for a caller that checks a
+   * stricter deadline of its own (TokenCache's hot path; Date.now costs).
+   */
+  peek(key: string): V | undefined {
+    const internal = this.#current.get(key)
+    return internal === undefined ? undefined : this.#slots.get(internal)?.value
+  }
+
   set(key: string, value: V, ttlMs: number): void {
     const previous = this.#current.get(key)
     if (previous !== undefined) this.#remove(key, previous)
