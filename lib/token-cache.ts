@@ -3,7 +3,7 @@ import { type BackoffOptions, FailureBackoff } from './backoff.js'
 import { channels, summarize } from './diagnostics.js'
 import { TokenRequestError } from './errors.js'
 import { fingerprint } from './fingerprint.js'
-import { BoundedExpiryMap, isProcessLocal, memoryStore } from './stores/memory.js'
+import { BoundedTtlMap, isProcessLocal, localCapacityFor, memoryStore } from './stores/memory.js'
 import { isToken, skewOf, toToken } from './token.js'
 import { runAsTokenFetch } from './token-fetch-context.js'
 import type { FetchToken, Token, TokenStore } from './types.js'
@@ -96,7 +96,7 @@ export class TokenCache {
   readonly #store: TokenStore
   /** The store is this process's memory: what is dropped locally is dropped there too. */
   readonly #storeIsLocal: boolean
-  readonly #local: BoundedExpiryMap<Entry>
+  readonly #local: BoundedTtlMap<Entry>
   readonly #clockSkew: number
   readonly #refreshAhead: number | false
   readonly #slidingExpiration: number | undefined
@@ -134,7 +134,7 @@ export class TokenCache {
     this.#fetchToken = options.fetchToken
     this.#store = options.store ?? memoryStore()
     this.#storeIsLocal = isProcessLocal(this.#store)
-    this.#local = new BoundedExpiryMap()
+    this.#local = new BoundedTtlMap(localCapacityFor(this.#store))
     this.#clockSkew = nonNegative('clockSkew', options.clockSkew, 30_000)
     this.#refreshAhead = fraction('refreshAhead', options.refreshAhead, 0.8)
     this.#slidingExpiration =

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import ExpiryMap from 'expiry-map'
 import { describe, expect, it } from 'vitest'
 import { memoryStore, type Token } from '../lib/index.js'
-import { BoundedExpiryMap } from '../lib/stores/memory.js'
+import { BoundedTtlMap } from '../lib/stores/memory.js'
 
 function token(accessToken: string): Token {
   const now = Date.now()
@@ -97,9 +97,9 @@ describe('memoryStore', () => {
   })
 })
 
-describe('BoundedExpiryMap', () => {
+describe('BoundedTtlMap', () => {
   it('counts live keys in size and bounds it', () => {
-    const map = new BoundedExpiryMap<number>(2)
+    const map = new BoundedTtlMap<number>(2)
     map.set('a', 1, 60_000)
     map.set('b', 2, 60_000)
     map.set('a', 3, 60_000)
@@ -128,9 +128,9 @@ describe('expiry-map early eviction (#6)', () => {
   const fresh = 250
   const keys = ['a', 'b', 'c'] as const
 
-  it('happens on a raw ExpiryMap, and never with BoundedExpiryMap or memoryStore', async () => {
+  it('happens on a raw ExpiryMap, and never with BoundedTtlMap or memoryStore', async () => {
     const raw = new ExpiryMap<string, number>(maxAge)
-    const bounded = new BoundedExpiryMap<number>()
+    const bounded = new BoundedTtlMap<number>()
     const store = memoryStore()
     const written = new Map<string, number>()
     const early = { raw: [] as string[], bounded: [] as string[], store: [] as string[] }
@@ -184,5 +184,26 @@ describe('expiry-map early eviction (#6)', () => {
     expect(early.raw, 'raw expiry-map should lose a freshly written value').not.toEqual([])
     expect(early.bounded).toEqual([])
     expect(early.store).toEqual([])
+  })
+})
+
+describe('TokenCache with memoryStore({ maxEntries })', () => {
+  it('bounds its process-local view by the same maxEntries', async () => {
+    const { TokenCache } = await import('../lib/index.js')
+    let calls = 0
+    const tokens = new TokenCache({
+      store: memoryStore({ maxEntries: 3 }),
+      fetchToken: async ({ key }) => {
+        calls++
+        return { accessToken: `t-${key}`, expiresIn: 3600 }
+      },
+    })
+    for (const key of ['a', 'b', 'c', 'd']) await tokens.get(key)
+    expect(calls).toBe(4)
+    await tokens.get('d') // newest: kept
+    await tokens.get('b')
+    expect(calls).toBe(4)
+    await tokens.get('a') // the oldest write was dropped from both levels
+    expect(calls).toBe(5)
   })
 })

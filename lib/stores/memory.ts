@@ -1,4 +1,3 @@
-import ExpiryMap from 'expiry-map'
 import type { Token, TokenStore } from '../types.js'
 
 /** Options of `memoryStore()`. */
@@ -15,22 +14,25 @@ interface Slot<V> {
 
 const defaultMaxEntries = 10_000
 
+/** Expired entries looked at (from the oldest write on) each time one is written. */
+const sweepPerWrite = 2
+
 /**
- * A bounded in-process map with a deadline per entry, on expiry-map.
+ * A bounded in-process map with a deadline per entry: a plain Map in write order,
+ * no timers. A read past an entry's deadline finds nothing and drops it; each
+ * write also drops expired entries from the oldest end; beyond `maxEntries` the
+ * least recently written goes. So memory is bounded by `maxEntries` however many
+ * keys pass through, and nothing keeps the process (or a dropped cache) alive.
  *
- * expiry-map frees memory with one timer per map and has a bug
- * (SamVerschueren/expiry-map#6): when a key is written again, a timer set up for
- * the old write can delete the new value long before its time. Two guards:
- * each write goes under a fresh internal key, so no key is ever overwritten and a
- * stale timer can only remove a value nobody reads any more; and the deadline
- * kept in each slot, not expiry-map's timer, decides what is still there.
+ * Not expiry-map: its one cleaner timer deletes a rewritten key early
+ * (SamVerschueren/expiry-map#6), and the Map iterator that timer keeps paused
+ * holds every table the map outgrows, so heap grew with the number of writes,
+ * not of entries (bench/results.md: +88 MiB for 100 000 keys). Both are shown in
+ * tests/memory-store.test.ts.
  */
-export class BoundedExpiryMap<V> {
+export class BoundedTtlMap<V> {
   readonly #maxEntries: number
-  /** key → internal key of its current slot, in least-recently-written order. */
-  readonly #current = new Map<string, string>()
-  readonly #slots = new ExpiryMap<string, Slot<V>>(Number.MAX_SAFE_INTEGER)
-  #writes = 0
+  readonly #entries = new Map<string, Slot<V>>()
 
   constructor(maxEntries: number = defaultMaxEntries) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
@@ -40,16 +42,19 @@ export class BoundedExpiryMap<V> {
   }
 
   get size(): number {
-    return this.#current.size
+    return this.#entries.size
+  }
+
+  get maxEntries(): number {
+    return this.#maxEntries
   }
 
   /** The live value for `key`, synchronously. */
   get(key: string): V | undefined {
-    const internal = this.#current.get(key)
-    if (internal === undefined) return undefined
-    const slot = this.#slots.get(internal)
-    if (slot !== undefined && Date.now() < slot.deadline) return slot.value
-    this.#remove(key, internal)
+    const slot = this.#entries.get(key)
+    if (slot === undefined) return undefined
+    if (Date.now() < slot.deadline) return slot.value
+    this.#entries.delete(key)
     return undefined
   }
 
@@ -58,49 +63,40 @@ export class BoundedExpiryMap<V> {
    * stricter deadline of its own (TokenCache's hot path; Date.now costs).
    */
   peek(key: string): V | undefined {
-    const internal = this.#current.get(key)
-    return internal === undefined ? undefined : this.#slots.get(internal)?.value
+    return this.#entries.get(key)?.value
   }
 
   set(key: string, value: V, ttlMs: number): void {
-    const previous = this.#current.get(key)
-    if (previous !== undefined) this.#remove(key, previous)
+    this.#entries.delete(key) // a rewrite moves the key to the newest end
     if (!(ttlMs > 0)) return
-    const internal = `${key}\u0000${(this.#writes++).toString(36)}`
-    // expiry-map's age is per map; setting it before each write makes it per entry.
-    // It only frees memory: the slot's deadline decides.
-    ;(this.#slots as unknown as { maxAge: number }).maxAge = Math.min(ttlMs, 2 ** 31 - 1)
-    this.#slots.set(internal, { value, deadline: Date.now() + ttlMs })
-    this.#current.set(key, internal)
-    if (this.#current.size > this.#maxEntries) {
-      const [oldestKey, oldestInternal] = this.#current.entries().next().value as [string, string]
-      this.#remove(oldestKey, oldestInternal)
+    const now = Date.now()
+    this.#entries.set(key, { value, deadline: now + ttlMs })
+    let swept = 0
+    for (const [oldestKey, oldest] of this.#entries) {
+      const over = this.#entries.size > this.#maxEntries
+      if (!over && (swept++ >= sweepPerWrite || oldest.deadline > now)) break
+      this.#entries.delete(oldestKey)
     }
   }
 
   delete(key: string): boolean {
-    const internal = this.#current.get(key)
-    if (internal === undefined) return false
-    this.#remove(key, internal)
-    return true
+    return this.#entries.delete(key)
   }
 
   clear(): void {
-    this.#current.clear()
-    this.#slots.clear()
-  }
-
-  #remove(key: string, internal: string): void {
-    this.#current.delete(key)
-    this.#slots.delete(internal)
+    this.#entries.clear()
   }
 }
 
 class MemoryStore implements TokenStore {
-  readonly #map: BoundedExpiryMap<Token>
+  readonly #map: BoundedTtlMap<Token>
+
+  get maxEntries(): number {
+    return this.#map.maxEntries
+  }
 
   constructor(options: MemoryStoreOptions) {
-    this.#map = new BoundedExpiryMap(options.maxEntries ?? defaultMaxEntries)
+    this.#map = new BoundedTtlMap(options.maxEntries ?? defaultMaxEntries)
   }
 
   async get(key: string): Promise<Token | undefined> {
@@ -126,6 +122,14 @@ class MemoryStore implements TokenStore {
 /** @internal Whether `store` is this process's memory (a `memoryStore()`), not shared. */
 export function isProcessLocal(store: TokenStore): boolean {
   return store instanceof MemoryStore
+}
+
+/**
+ * @internal How many keys TokenCache's process-local view may hold in front of
+ * `store`: a `memoryStore()`'s own `maxEntries`, so that bound holds for both.
+ */
+export function localCapacityFor(store: TokenStore): number {
+  return store instanceof MemoryStore ? store.maxEntries : defaultMaxEntries
 }
 
 /** The default `TokenStore`: this process's memory, bounded by `maxEntries`. */
