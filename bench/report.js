@@ -184,14 +184,14 @@ export function keysTable(results) {
   if (keys === undefined) return ['(skipped)']
   const rows = Object.entries(keys.byStore).map(([name, v]) => {
     const store =
-      /** @type {{ heapBefore: number, heapAfter: number, heapAfterDrop: number, fetches: number, recentRefetched: number }} */ (
+      /** @type {{ heapBefore: number, heapAfter: number, heapAfterDrop: number, fetches: number, recent: number, recentRefetched: number }} */ (
         v
       )
     return [
       name,
       int(store.fetches),
       `${mib(store.heapBefore)} → ${mib(store.heapAfter)} (+${mib(store.heapAfter - store.heapBefore)})`,
-      `${int(keys.recent - store.recentRefetched)} of ${int(keys.recent)}`,
+      `${int(store.recent - store.recentRefetched)} of ${int(store.recent)}`,
       mib(store.heapAfterDrop),
     ]
   })
