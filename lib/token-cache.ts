@@ -110,6 +110,8 @@ export class TokenCache {
   readonly #rejected = new Map<string, string>()
   /** When each key was last renewed because of a 401. */
   readonly #lastForcedRenewal = new Map<string, number>()
+  /** Keys whose token is being fetched again after a 401 (for diagnostics). */
+  readonly #renewing = new Set<string>()
   /**
    * Counts `invalidate(key)` calls without a token, and `clear()` calls. A load that
    * began before one of them must not cache what it read or fetched (p-memoize 8
@@ -187,7 +189,7 @@ export class TokenCache {
     }
     // A fetch in flight may still bring this very token back (read from the store
     // before this delete, or re-issued): remember it so it does not land.
-    if (rejectedAccessToken !== undefined) this.#rejected.set(key, rejectedAccessToken)
+    if (rejectedAccessToken !== undefined) setBounded(this.#rejected, key, rejectedAccessToken)
     else this.#forgets++
     const deleted = await this.#storeCall(() => this.#store.delete(key, rejectedAccessToken))
     evicted ||= deleted === true
@@ -297,9 +299,14 @@ export class TokenCache {
     ) {
       return this.get(key) // renewed a moment ago: share that fetch
     }
-    this.#lastForcedRenewal.set(key, this.#now())
+    setBounded(this.#lastForcedRenewal, key, this.#now())
     await this.invalidate(key, rejected)
-    return this.get(key)
+    this.#renewing.add(key)
+    try {
+      return await this.get(key)
+    } finally {
+      this.#renewing.delete(key)
+    }
   }
 
   async #loadUncached(key: string): Promise<Token> {
@@ -371,13 +378,9 @@ export class TokenCache {
   }
 
   async #fetch(key: string): Promise<Token> {
-    const reason =
-      this.#current(key) !== undefined
-        ? 'refresh-ahead'
-        : this.#lastForcedRenewal.has(key)
-          ? 'renewal'
-          : 'miss'
-    if (channels.fetchStart.hasSubscribers) channels.fetchStart.publish({ key, reason })
+    if (channels.fetchStart.hasSubscribers) {
+      channels.fetchStart.publish({ key, reason: this.#fetchReason(key) })
+    }
     const started = performance.now()
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -436,6 +439,12 @@ export class TokenCache {
     }
   }
 
+  /** Why a fetch for `key` starts now, for diagnostics. */
+  #fetchReason(key: string): 'miss' | 'refresh-ahead' | 'renewal' {
+    if (this.#renewing.has(key)) return 'renewal'
+    return this.#current(key) !== undefined ? 'refresh-ahead' : 'miss'
+  }
+
   #remember(key: string, token: Token): void {
     const now = this.#now()
     const usableUntil = token.expiresAt - skewOf(token, this.#clockSkew)
@@ -488,6 +497,16 @@ export class TokenCache {
       clearTimeout(timer)
     }
   }
+}
+
+/** Most keys the per-key bookkeeping maps remember; the oldest entries go first. */
+const maxTrackedKeys = 10_000
+
+/** `map.set`, keeping the map to `maxTrackedKeys` (a per-tenant key must not grow it forever). */
+function setBounded<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > maxTrackedKeys) map.delete(map.keys().next().value as string)
 }
 
 function fingerprintOf(entry: Entry): string {
