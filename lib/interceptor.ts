@@ -9,6 +9,7 @@ import {
   withHeaders,
 } from './handler-api.js'
 import {
+  type AnyHeaders,
   authorizationHeader,
   type HeadersForToken,
   type TokenHeaders,
@@ -90,7 +91,7 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
       }
       if (token !== undefined && replay === 'never') {
         // Nothing to retry: no handler of ours in between.
-        const headers = withTokenHeaders(opts.headers as never, headersFor(token))
+        const headers = withTokenHeaders(opts.headers as AnyHeaders, headersFor(token))
         return dispatch(withHeaders(opts, headers), caller)
       }
       const request = new UnauthorizedHandler({

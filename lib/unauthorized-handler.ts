@@ -10,7 +10,7 @@ import {
   type Handler,
   withHeaders,
 } from './handler-api.js'
-import { type TokenHeaders, withTokenHeaders } from './headers.js'
+import { type AnyHeaders, type TokenHeaders, withTokenHeaders } from './headers.js'
 import { SpeaksLegacyToo } from './legacy-handler.js'
 import { mayRenewRejected, renewRejected, type TokenCache } from './token-cache.js'
 import type { Token } from './types.js'
@@ -81,10 +81,7 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
   /** Sends the request with `token` now (with `body` instead of the first one, on the retry). */
   send(token: Token, body?: unknown): boolean {
     this.#token = token
-    const headers = withTokenHeaders(
-      this.#options.headers as Parameters<typeof withTokenHeaders>[0],
-      this.#headersFor(token),
-    )
+    const headers = withTokenHeaders(this.#options.headers as AnyHeaders, this.#headersFor(token))
     try {
       return this.#dispatch(withHeaders(this.#options, headers, body), this)
     } catch (error) {
