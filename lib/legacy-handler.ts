@@ -231,6 +231,8 @@ function parseRawHeaders(raw: readonly unknown[] | null | undefined): IncomingHt
 /** The raw `[name, value, …]` Buffers legacy handlers expect. */
 function rawHeaders(raw: unknown, parsed: IncomingHttpHeaders | null | undefined): Buffer[] {
   if (Array.isArray(raw)) {
+    // HTTP/1.1 hands Buffers already: pass them on without a copy.
+    if (raw.every((item) => Buffer.isBuffer(item))) return raw as Buffer[]
     return raw.map((item) => (Buffer.isBuffer(item) ? item : Buffer.from(String(item), 'latin1')))
   }
   const out: Buffer[] = []
