@@ -323,6 +323,8 @@ export class TokenCache {
       this.#remember(key, lock) // another process fetched it meanwhile
       return lock
     }
+    // The lock is held until the store has the token (or there is none to store).
+    let written: Promise<unknown> = Promise.resolve()
     try {
       forgets = this.#forgets // a fetch begun now comes after any forget so far
       let token = await this.#fetch(key)
@@ -335,15 +337,11 @@ export class TokenCache {
       // Invalidated (without a token) or cleared while this fetch ran: serve it, do not cache it.
       if (this.#forgets !== forgets) return token
       this.#remember(key, token)
-      // Callers need not wait for the store; the lock is held until it has the token.
-      const stored = this.#storeCall(() =>
-        this.#store.set(key, token, token.expiresAt - this.#now()),
-      )
-      if (lock !== undefined) void stored.then(() => this.#storeCall(lock))
+      // Callers need not wait for the store.
+      written = this.#storeCall(() => this.#store.set(key, token, token.expiresAt - this.#now()))
       return token
-    } catch (error) {
-      if (lock !== undefined) void this.#storeCall(lock)
-      throw error
+    } finally {
+      if (lock !== undefined) void written.then(() => this.#storeCall(lock))
     }
   }
 
