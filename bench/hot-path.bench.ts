@@ -54,7 +54,11 @@ describe('header normalisation: withTokenHeaders()', () => {
     bench(
       name,
       () => {
-        withTokenHeaders(headers as Parameters<typeof withTokenHeaders>[0], set)
+        withTokenHeaders(
+          headers as Parameters<typeof withTokenHeaders>[0],
+          set,
+          'https://api.example.com',
+        )
       },
       timing,
     )

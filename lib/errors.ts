@@ -36,12 +36,29 @@ export class TokenRequestError extends Error {
   }
 }
 
+/**
+ * Why `accessToken()` refused a request (it is never sent unauthenticated, nor to
+ * an authority other than the one checked).
+ */
+export const AccessTokenErrorCode = {
+  /** undici did not pass the request's origin (undici 7 `Pool`/`Client` compose): compose an `Agent`. */
+  noOrigin: 'UAT_NO_ORIGIN',
+  /** `key(request)` threw or did not return a string. */
+  badKey: 'UAT_BAD_KEY',
+  /** A `Host` header or an absolute-form path names another authority than the matched origin. */
+  foreignAuthority: 'UAT_FOREIGN_AUTHORITY',
+  /** The request's headers, or the ones `headers(token)` made, cannot be sent. */
+  badHeaders: 'UAT_BAD_HEADERS',
+} as const
+
+export type AccessTokenErrorCode = (typeof AccessTokenErrorCode)[keyof typeof AccessTokenErrorCode]
+
 /** Thrown for a request the interceptor cannot authorise safely (never sent unauthenticated). */
 export class AccessTokenError extends Error {
   override readonly name = 'AccessTokenError'
-  readonly code: string
+  readonly code: AccessTokenErrorCode
 
-  constructor(message: string, code: string, options?: { cause?: unknown }) {
+  constructor(message: string, code: AccessTokenErrorCode, options?: { cause?: unknown }) {
     super(message, options)
     this.code = code
   }

@@ -1,3 +1,5 @@
+import { AccessTokenError, AccessTokenErrorCode } from './errors.js'
+import { isOwnAuthority } from './origins.js'
 import type { Token } from './types.js'
 
 /** Request headers in any of the shapes undici accepts. */
@@ -33,7 +35,7 @@ export function tokenHeaders(record: Record<string, string>): TokenHeaders {
   const values: string[] = []
   for (const [name, value] of Object.entries(record)) {
     if (typeof value !== 'string') {
-      throw new TypeError(`headers(token) must map header names to strings; "${name}" is not one`)
+      throw badHeaders(`headers(token) must map header names to strings; "${name}" is not one`)
     }
     names.push(name.toLowerCase())
     values.push(value)
@@ -50,11 +52,13 @@ function nameString(name: unknown): string {
  * A copy of `headers` with the token's headers set: any header of the same name,
  * in any case, is replaced; every other header is kept as it was. Plain objects
  * stay plain objects; the three other shapes become a flat `[name, value, …]`
- * array, which every undici version reads.
+ * array, which every undici version reads. A `Host` header that names another
+ * authority than `origin` is refused in the same pass (AccessTokenError).
  */
 export function withTokenHeaders(
   headers: AnyHeaders,
   set: TokenHeaders,
+  origin: string,
 ): Record<string, unknown> | unknown[] {
   const { names, values } = set
   if (headers === null || headers === undefined) {
@@ -66,40 +70,65 @@ export function withTokenHeaders(
     const out: unknown[] = []
     if (headers.length > 0 && Array.isArray(headers[0])) {
       for (const [name, value] of headers as ReadonlyArray<readonly [unknown, unknown]>) {
-        const text = nameString(name)
-        if (!names.includes(text.toLowerCase())) out.push(text, value)
+        keep(out, nameString(name), value, names, origin)
       }
     } else {
       if (headers.length % 2 !== 0) {
-        throw new TypeError('headers array must have an even number of entries: [name, value, …]')
+        throw badHeaders('headers array must have an even number of entries: [name, value, …]')
       }
       for (let i = 0; i < headers.length; i += 2) {
-        const text = nameString(headers[i])
-        if (!names.includes(text.toLowerCase())) out.push(text, headers[i + 1])
+        keep(out, nameString(headers[i]), headers[i + 1], names, origin)
       }
     }
     for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
     return out
   }
   if (typeof headers !== 'object') {
-    throw new TypeError('headers must be an object, an array or an iterable of [name, value]')
+    throw badHeaders('headers must be an object, an array or an iterable of [name, value]')
   }
   const prototype = Object.getPrototypeOf(headers)
   if (prototype !== Object.prototype && prototype !== null && Symbol.iterator in headers) {
     const out: unknown[] = []
     for (const [name, value] of headers as Iterable<readonly [unknown, unknown]>) {
-      const text = nameString(name)
-      if (!names.includes(text.toLowerCase())) out.push(text, value)
+      keep(out, nameString(name), value, names, origin)
     }
     for (let i = 0; i < names.length; i++) out.push(names[i], values[i])
     return out
   }
   const out: Record<string, unknown> = {}
   for (const name in headers) {
-    if (!names.includes(name.toLowerCase())) {
-      out[name] = (headers as Record<string, unknown>)[name]
-    }
+    const lower = name.toLowerCase()
+    if (names.includes(lower)) continue
+    const value = (headers as Record<string, unknown>)[name]
+    if (lower === 'host') checkHost(value, origin)
+    out[name] = value
   }
   for (let i = 0; i < names.length; i++) out[names[i] as string] = values[i]
   return out
+}
+
+/** Appends a caller's header to a flat array unless the token replaces it. */
+function keep(
+  out: unknown[],
+  name: string,
+  value: unknown,
+  replaced: readonly string[],
+  origin: string,
+): void {
+  const lower = name.toLowerCase()
+  if (replaced.includes(lower)) return
+  if (lower === 'host') checkHost(value, origin)
+  out.push(name, value)
+}
+
+function checkHost(value: unknown, origin: string): void {
+  if (isOwnAuthority(value, origin)) return
+  throw new AccessTokenError(
+    `A Host header naming another authority than ${origin} is refused: the token is only for ${origin}`,
+    AccessTokenErrorCode.foreignAuthority,
+  )
+}
+
+function badHeaders(message: string): AccessTokenError {
+  return new AccessTokenError(message, AccessTokenErrorCode.badHeaders)
 }

@@ -1,5 +1,10 @@
 export { type ClientCredentialsOptions, clientCredentials } from './client-credentials.js'
-export { AccessTokenError, TokenRequestError, type TokenRequestErrorDetails } from './errors.js'
+export {
+  AccessTokenError,
+  AccessTokenErrorCode,
+  TokenRequestError,
+  type TokenRequestErrorDetails,
+} from './errors.js'
 export type { HeadersForToken } from './headers.js'
 export { type AccessTokenOptions, accessToken } from './interceptor.js'
 export type { Origins } from './origins.js'

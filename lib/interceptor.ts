@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { isResendable, recordBody } from './body.js'
-import { AccessTokenError } from './errors.js'
+import { AccessTokenError, AccessTokenErrorCode } from './errors.js'
 import {
   type AnyHandler,
   type Dispatch,
@@ -61,50 +61,69 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
   const maxReplayBytes = options.maxReplayBytes ?? 1024 * 1024
   if (!(maxReplayBytes >= 0)) throw new RangeError('maxReplayBytes must be a number of bytes ≥ 0')
 
-  const interceptor = (dispatch: Dispatch): Dispatch =>
+  /**
+   * `connectsTo`: undici 8 hands a `Client`/`Pool` its own origin here, the only one
+   * it ever connects to whatever `opts.origin` says, so that is what gets matched
+   * (undici 7 passes nothing: an `Agent` routes by `opts.origin`).
+   */
+  const interceptor = (dispatch: Dispatch, connectsTo?: string | null): Dispatch =>
     function dispatchWithAccessToken(opts: DispatchOptions, handler: AnyHandler): boolean {
-      const { origin } = opts
+      const origin = typeof connectsTo === 'string' ? connectsTo : opts.origin
       if (origin === undefined || origin === null) return refuseWithoutOrigin(handler)
       const matched = matcher.match(origin)
       // The token request itself, or whatever a custom fetchToken sends, is never decorated.
       if (matched === undefined || isInsideTokenFetch()) return dispatch(opts, toNewApi(handler))
+      try {
+        return send(dispatch, opts, toNewApi(handler), matched)
+      } catch (error) {
+        return refuse(handler, error)
+      }
+    }
 
-      const key =
-        keyOf === undefined
-          ? defaultKey
-          : keyOf({ origin: matched, path: opts.path, method: opts.method })
-      if (typeof key !== 'string') return refuse(handler, badKey(key))
-      const caller = toNewApi(handler)
-      const token = peekToken(tokens, key)
-      let replay: Replay = 'never'
-      let sent = opts
-      if (retryOnUnauthorized && !opts.upgrade && opts.method !== 'CONNECT') {
-        if (isResendable(opts.body)) {
-          replay = 'as-is'
-        } else {
-          const recording = recordBody(opts.body, maxReplayBytes)
-          if (recording !== undefined) {
-            replay = recording
-            sent = { ...opts, body: recording.body }
-          }
+  /** A matched request: checked, then sent with the cached token or once one arrives. */
+  function send(
+    dispatch: Dispatch,
+    opts: DispatchOptions,
+    caller: Handler,
+    origin: string,
+  ): boolean {
+    // RFC 9112 §3.2.2: an absolute-form target names its own authority, which the server
+    // uses instead of the connection's; only origin-form (and `*`) keeps the one matched.
+    const { path } = opts
+    if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') throw foreignPath(origin)
+    const key = keyOf === undefined ? defaultKey : keyOf({ origin, path, method: opts.method })
+    if (typeof key !== 'string') throw badKey(key)
+    const token = peekToken(tokens, key)
+    let replay: Replay = 'never'
+    let sent = opts
+    if (retryOnUnauthorized && !opts.upgrade && opts.method !== 'CONNECT') {
+      if (isResendable(opts.body)) {
+        replay = 'as-is'
+      } else {
+        const recording = recordBody(opts.body, maxReplayBytes)
+        if (recording !== undefined) {
+          replay = recording
+          sent = { ...opts, body: recording.body }
         }
       }
-      if (token !== undefined && replay === 'never') {
-        // Nothing to retry: no handler of ours in between.
-        const headers = withTokenHeaders(opts.headers as AnyHeaders, headersFor(token))
-        return dispatch(withHeaders(opts, headers), caller)
-      }
-      const request = new UnauthorizedHandler({
-        dispatch,
-        options: sent,
-        handler: caller,
-        tokens,
-        key,
-        headersFor,
-        replay,
-      })
-      return token !== undefined ? request.send(token) : request.sendWhen(tokens.get(key))
     }
+    if (token !== undefined && replay === 'never') {
+      // Nothing to retry: no handler of ours in between.
+      const headers = withTokenHeaders(opts.headers as AnyHeaders, headersFor(token), origin)
+      return dispatch(withHeaders(opts, headers), caller)
+    }
+    const request = new UnauthorizedHandler({
+      dispatch,
+      options: sent,
+      origin,
+      handler: caller,
+      tokens,
+      key,
+      headersFor,
+      replay,
+    })
+    return token !== undefined ? request.send(token) : request.sendWhen(tokens.get(key))
+  }
   return interceptor as unknown as Dispatcher.DispatcherComposeInterceptor
 }
 
@@ -145,7 +164,7 @@ function refuseWithoutOrigin(handler: AnyHandler): boolean {
     handler,
     new AccessTokenError(
       'accessToken() cannot see this request’s origin (undici 7 Pool/Client compose does not pass it); compose it on an Agent instead: new Agent().compose(accessToken(...))',
-      'UAT_NO_ORIGIN',
+      AccessTokenErrorCode.noOrigin,
     ),
   )
 }
@@ -153,16 +172,23 @@ function refuseWithoutOrigin(handler: AnyHandler): boolean {
 function badKey(key: unknown): AccessTokenError {
   return new AccessTokenError(
     `accessToken's key(request) must return a string, got ${typeof key}`,
-    'UAT_BAD_KEY',
+    AccessTokenErrorCode.badKey,
+  )
+}
+
+function foreignPath(origin: string): AccessTokenError {
+  return new AccessTokenError(
+    `A request to ${origin} whose path is not origin-form (it names another authority) is refused`,
+    AccessTokenErrorCode.foreignAuthority,
   )
 }
 
 /** Ends a request that is never sent, through the caller's handler. */
-function refuse(handler: AnyHandler, error: Error): boolean {
+function refuse(handler: AnyHandler, error: unknown): boolean {
   const caller: Handler = toNewApi(handler)
   const controller = new RefusedController()
   caller.onRequestStart?.(controller, {})
-  caller.onResponseError?.(controller, error)
+  caller.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)))
   return true
 }
 

@@ -64,3 +64,21 @@ export class OriginMatcher {
     return normalized
   }
 }
+
+/**
+ * Whether a caller's `Host` header names `origin`'s own authority (any case, the
+ * default port spelled out or not). Anything else would send the token to another
+ * virtual host behind the same address (RFC 9110 §7.2), so it is refused.
+ */
+export function isOwnAuthority(host: unknown, origin: string): boolean {
+  if (Array.isArray(host)) return host.length > 0 && host.every((h) => isOwnAuthority(h, origin))
+  const text = Buffer.isBuffer(host) ? host.toString('latin1') : host
+  if (typeof text !== 'string') return false
+  const separator = origin.indexOf('://')
+  // The normalised origin's host is lower-case with the default port dropped: the common case.
+  const value = text.trim().toLowerCase()
+  if (value === origin.slice(separator + 3)) return true
+  // uri-host [ ":" port ] only: no userinfo, path or anything a URL parser would reinterpret.
+  if (value === '' || /[@/\\?#\s]/.test(value)) return false
+  return normalizeOrigin(`${origin.slice(0, separator)}://${value}`) === origin
+}

@@ -106,11 +106,18 @@ export class TokenCache {
   readonly #minRenewalInterval: number
   readonly #backoff: FailureBackoff | undefined
   readonly #now: () => number
-  /** The token last rejected (401 or invalidate) per key: it must not land again. */
-  readonly #rejected = new Map<string, string>()
+  /**
+   * The token last rejected (401 or invalidate) per key, and the rejection's number:
+   * a copy read from the store, or one a fetch begun before the rejection brings back,
+   * must not land again. A fetch begun after it may bring the same token back (many
+   * sources repeat a token until it expires): that is the source's answer, and kept.
+   */
+  readonly #rejected = new Map<string, { readonly accessToken: string; readonly at: number }>()
+  /** Rejections so far, numbering them. */
+  #rejections = 0
   /** When each key was last renewed because of a 401. */
   readonly #lastForcedRenewal = new Map<string, number>()
-  /** Keys whose token is being fetched again after a 401 (for diagnostics). */
+  /** Keys whose token is being renewed after a 401: a 401 meanwhile retries with what it brings. */
   readonly #renewing = new Set<string>()
   /**
    * Counts `invalidate(key)` calls without a token, and `clear()` calls. A load that
@@ -189,8 +196,11 @@ export class TokenCache {
     }
     // A fetch in flight may still bring this very token back (read from the store
     // before this delete, or re-issued): remember it so it does not land.
-    if (rejectedAccessToken !== undefined) setBounded(this.#rejected, key, rejectedAccessToken)
-    else this.#forgets++
+    if (rejectedAccessToken !== undefined) {
+      setBounded(this.#rejected, key, { accessToken: rejectedAccessToken, at: ++this.#rejections })
+    } else {
+      this.#forgets++
+    }
     const deleted = await this.#storeCall(() => this.#store.delete(key, rejectedAccessToken))
     evicted ||= deleted === true
     if (channels.invalidate.hasSubscribers) {
@@ -279,7 +289,11 @@ export class TokenCache {
    */
   #mayRenew(key: string, rejected: string): boolean {
     const current = this.#current(key)
-    if (current === undefined || current.accessToken !== rejected) return true
+    // Someone renewed already: retry with that token, no fetch.
+    if (current !== undefined && current.accessToken !== rejected) return true
+    // A renewal is under way: retry with what it brings, no fetch of its own.
+    if (current === undefined && this.#renewing.has(key)) return true
+    // Otherwise a retry means a forced renewal, cached token or not: at most one per window.
     const last = this.#lastForcedRenewal.get(key)
     return last === undefined || this.#now() - last >= this.#minRenewalInterval
   }
@@ -300,9 +314,9 @@ export class TokenCache {
       return this.get(key) // renewed a moment ago: share that fetch
     }
     setBounded(this.#lastForcedRenewal, key, this.#now())
-    await this.invalidate(key, rejected)
     this.#renewing.add(key)
     try {
+      await this.invalidate(key, rejected)
       return await this.get(key)
     } finally {
       this.#renewing.delete(key)
@@ -327,12 +341,13 @@ export class TokenCache {
     let written: Promise<unknown> = Promise.resolve()
     try {
       forgets = this.#forgets // a fetch begun now comes after any forget so far
+      const rejections = this.#rejections
       let token = await this.#fetch(key)
-      if (this.#rejected.get(key) === token.accessToken) {
-        // Invalidated while this fetch ran, and it brought back the rejected token:
-        // do not let it land; ask once more.
+      const rejected = this.#rejected.get(key)
+      if (rejected?.accessToken === token.accessToken && rejected.at > rejections) {
+        // Rejected while this fetch ran, and it brought that token back (it began too
+        // early to know): ask once more, and keep whatever a fetch begun after says.
         token = await this.#fetch(key)
-        if (this.#rejected.get(key) === token.accessToken) return token // the endpoint insists; do not cache
       }
       // Invalidated (without a token) or cleared while this fetch ran: serve it, do not cache it.
       if (this.#forgets !== forgets) return token
@@ -348,7 +363,9 @@ export class TokenCache {
   /** A usable token from the store that is not due for refresh, or undefined. */
   async #fromStore(key: string): Promise<Token | undefined> {
     const stored = await this.#storeCall(() => this.#store.get(key))
-    if (!isToken(stored) || this.#rejected.get(key) === stored.accessToken) return undefined
+    if (!isToken(stored) || this.#rejected.get(key)?.accessToken === stored.accessToken) {
+      return undefined
+    }
     const now = this.#now()
     const usableUntil = stored.expiresAt - skewOf(stored, this.#clockSkew)
     return now < this.#refreshPoint(stored, usableUntil) ? stored : undefined
@@ -364,7 +381,9 @@ export class TokenCache {
     const { lock } = this.#store
     if (lock === undefined) return undefined
     const lockTtl = this.#timeout + lockSlack
-    const giveUpAt = Date.now() + lockTtl
+    // A lock squatted by a holder that died lives for the store's own ttl when it has
+    // one: wait about that long for its token, not always timeout + slack.
+    const giveUpAt = Date.now() + Math.min(lockTtl, this.#store.lockTtl ?? lockTtl)
     for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
       const release = await this.#storeCall(() => lock.call(this.#store, key, lockTtl), storeFailed)
       if (typeof release === 'function') return release
@@ -455,7 +474,8 @@ export class TokenCache {
       fingerprint: undefined,
     }
     this.#local.set(key, entry, token.expiresAt - now)
-    if (this.#rejected.get(key) !== token.accessToken) this.#rejected.delete(key)
+    // Whatever lands here is not a rejected copy (see #fromStore, #loadUncached).
+    this.#rejected.delete(key)
   }
 
   /**

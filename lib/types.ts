@@ -36,5 +36,11 @@ export interface TokenStore {
   delete(key: string, ifAccessToken?: string): Promise<boolean>
   /** Take a lock for fetching `key`: a release function, or undefined if it is held elsewhere. */
   lock?(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined>
+  /**
+   * Ms the store keeps a lock whatever ttl `lock` is asked for (`redisStore`'s
+   * `lockTtl`), when it has such a setting: a lock whose holder died lives that long,
+   * so TokenCache waits for the holder's token about that long, no more.
+   */
+  readonly lockTtl?: number | undefined
   clear?(): Promise<void>
 }

@@ -32,6 +32,8 @@ export interface UnauthorizedHandlerOptions {
   dispatch: Dispatch
   /** The caller's options, with the body to send on the first attempt. */
   options: DispatchOptions
+  /** The matched origin, normalised (no userinfo): what events name. */
+  origin: string
   /** The caller's handler, new API. */
   handler: Handler
   tokens: TokenCache
@@ -51,6 +53,7 @@ export interface UnauthorizedHandlerOptions {
 export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
   readonly #dispatch: Dispatch
   readonly #options: DispatchOptions
+  readonly #origin: string
   readonly #handler: Handler
   readonly #tokens: TokenCache
   readonly #key: string
@@ -70,6 +73,7 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     super()
     this.#dispatch = options.dispatch
     this.#options = options.options
+    this.#origin = options.origin
     this.#handler = options.handler
     this.#tokens = options.tokens
     this.#key = options.key
@@ -78,11 +82,21 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     this.#controller = new CallerController(this)
   }
 
-  /** Sends the request with `token` now (with `body` instead of the first one, on the retry). */
+  /**
+   * Sends the request with `token` now (with `body` instead of the first one, on the
+   * retry). Every attempt comes through here, and anything that goes wrong in it —
+   * a header that cannot be built, a dispatcher that throws — ends the request
+   * through #fail: one error path, exactly one terminal callback.
+   */
   send(token: Token, body?: unknown): boolean {
+    if (this.#done) return true
     this.#token = token
-    const headers = withTokenHeaders(this.#options.headers as AnyHeaders, this.#headersFor(token))
     try {
+      const headers = withTokenHeaders(
+        this.#options.headers as AnyHeaders,
+        this.#headersFor(token),
+        this.#origin,
+      )
       return this.#dispatch(withHeaders(this.#options, headers, body), this)
     } catch (error) {
       this.#fail(error)
@@ -98,9 +112,7 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
   sendWhen(token: Promise<Token>): boolean {
     this.#startCaller({})
     token.then(
-      (value) => {
-        if (!this.#done) this.send(value)
-      },
+      (value) => this.send(value),
       (error: unknown) => this.#fail(error),
     )
     return true
@@ -200,16 +212,14 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     if (channels.retry.hasSubscribers) {
       channels.retry.publish({
         key: this.#key,
-        origin: originOf(this.#options.origin),
+        origin: this.#origin,
         fingerprint: fingerprint(rejected),
       })
     }
     const replay = this.#replay
     const body = replay === 'as-is' || replay === 'never' ? this.#options.body : replay.replay()
     renewRejected(this.#tokens, this.#key, rejected).then(
-      (token) => {
-        if (!this.#done) this.send(token, body)
-      },
+      (token) => this.send(token, body),
       (error: unknown) => this.#fail(error),
     )
   }
@@ -239,10 +249,6 @@ export class UnauthorizedHandler extends SpeaksLegacyToo implements Handler {
     this.#done = true
     this.#handler.onResponseError?.(this.#controller, reason)
   }
-}
-
-function originOf(origin: string | URL | undefined): string {
-  return origin instanceof URL ? origin.origin : String(origin)
 }
 
 /**

@@ -68,3 +68,31 @@ test('the lock is released when the cache is cleared during the fetch (nothing s
   await settle()
   expect(events).toEqual(['lock', 'release'])
 })
+
+test("guards 'a dead lock holder does not stall the fleet' (#10.13): a squatted lock is waited on for about the store's lockTtl, not timeout + 5 s", async () => {
+  const inner = memoryStore()
+  let fetches = 0
+  const store: TokenStore = {
+    get: (key) => inner.get(key),
+    set: (key, token, ttl) => inner.set(key, token, ttl),
+    delete: (key, ifAccessToken) => inner.delete(key, ifAccessToken),
+    lock: async () => undefined, // held elsewhere, by a holder that never delivers
+    lockTtl: 300,
+  }
+  const tokens = new TokenCache({
+    store,
+    timeout: 10_000, // a wait of timeout + 5 s would be 15 s
+    fetchToken: async () => {
+      fetches++
+      return { accessToken: 'own', expiresIn: 60 }
+    },
+  })
+  let timer: NodeJS.Timeout | undefined
+  const stalled = new Promise<'stalled'>((resolve) => {
+    timer = setTimeout(() => resolve('stalled'), 5_000) // a hang guard, far above 300 ms
+  })
+  const result = await Promise.race([tokens.get(), stalled])
+  clearTimeout(timer)
+  expect(result).not.toBe('stalled')
+  expect(fetches).toBe(1)
+})
