@@ -68,8 +68,21 @@ export async function harness(options = {}) {
     /** @type {Set<string>} */
     valid: new Set(),
     rejectAll: false,
+    /** API hits still to be answered 401 whatever their token (a transient rejection) */
+    rejectNext: 0,
+    /** Hand out the same token on every request until it expires (metadata servers, vaults). */
+    repeatToken: false,
+    /**
+     * Issue JWTs whose `exp` is a whole second before what `expires_in` says, as a
+     * server that floors `iat` to the second does at worst (oidc-provider).
+     */
+    jwtFloored: false,
+    /** @type {Map<string, number>} token → its JWT exp in epoch ms */
+    expiry: new Map(),
     apiHits: 0,
     unauthenticatedHits: 0,
+    /** API hits whose token's JWT exp had passed */
+    expiredHits: 0,
   }
   const started = Date.now()
   const idp = await listen((req, res) => {
@@ -111,7 +124,33 @@ export async function harness(options = {}) {
           return json(200, { access_token: token, expires_in: 1e12 })
         case '429':
           return json(429, { error: 'slow_down' }, { 'retry-after': '2' })
-        default:
+        default: {
+          const repeated = state.repeatToken ? state.issued.at(-1) : undefined
+          if (repeated !== undefined) {
+            return json(200, {
+              access_token: repeated,
+              token_type: 'Bearer',
+              expires_in: state.lifetime,
+            })
+          }
+          if (state.jwtFloored) {
+            const exp = Math.floor(Date.now() / 1000) + state.lifetime - 1
+            const jwt = [
+              Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url'),
+              Buffer.from(JSON.stringify({ exp, iat: exp - state.lifetime, jti: token })).toString(
+                'base64url',
+              ),
+              '',
+            ].join('.')
+            state.issued.push(jwt)
+            state.valid.add(jwt)
+            state.expiry.set(jwt, exp * 1000)
+            return json(200, {
+              access_token: jwt,
+              token_type: 'Bearer',
+              expires_in: state.lifetime,
+            })
+          }
           state.issued.push(token)
           state.valid.add(token)
           return json(200, {
@@ -119,6 +158,7 @@ export async function harness(options = {}) {
             token_type: 'Bearer',
             expires_in: state.lifetime,
           })
+        }
       }
     })
   })
@@ -126,9 +166,13 @@ export async function harness(options = {}) {
     req.resume()
     state.apiHits++
     const token = (req.headers.authorization ?? '').replace(/^Bearer /, '')
-    const valid = state.valid.has(token)
+    const expired = Date.now() >= (state.expiry.get(token) ?? Number.POSITIVE_INFINITY)
+    if (expired) state.expiredHits++
+    const valid = state.valid.has(token) && !expired
     if (!valid) state.unauthenticatedHits++
-    if (!valid || state.rejectAll) {
+    const rejected = state.rejectAll || state.rejectNext > 0
+    if (state.rejectNext > 0) state.rejectNext--
+    if (!valid || rejected) {
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' })
       res.end()
       return
@@ -410,6 +454,79 @@ export const scenarios = [
           'one renewal': r.tokenRequests === 2,
           'every request succeeded': r.succeeded === r.requests,
           'only the revoked token was rejected (≤ 50 hits)': r.unauthenticatedHits <= 50,
+        },
+      }
+    },
+  },
+  {
+    name: 'token source repeats its token; one transient 401',
+    async run() {
+      const h = await harness()
+      h.state.repeatToken = true
+      for (let round = 0; round < 20; round++) {
+        if (round === 10) h.state.rejectNext = 1
+        await Promise.all(Array.from({ length: 50 }, () => h.send()))
+      }
+      await h.close()
+      const r = h.row(
+        'token source repeats its token, one transient 401 (1 000 requests)',
+        'the repeated token was cached again after one renewal; the retried request got 200',
+      )
+      return {
+        ...r,
+        checks: {
+          'one renewal in all (2 token requests)': r.tokenRequests === 2,
+          'the 401 ended in a 200': r.succeeded === r.requests,
+        },
+      }
+    },
+  },
+  {
+    name: 'token source repeats its token; API answers 401 to everything for 5 s',
+    async run() {
+      const h = await harness()
+      h.state.repeatToken = true
+      h.state.rejectAll = true
+      const until = Date.now() + 5_000
+      while (Date.now() < until) {
+        await Promise.all(Array.from({ length: 10 }, () => h.send()))
+        await sleep(10)
+      }
+      await h.close()
+      const r = h.row(
+        'token source repeats its token; API answers 401 to everything for 5 s',
+        `${h.state.tokenRequests} token requests for ${h.state.apiHits} API hits`,
+      )
+      return {
+        ...r,
+        checks: {
+          'token requests bounded by the rate limit (1 + one per 5 s)': r.tokenRequests <= 3,
+          'every caller got its 401': r.failedClearly === r.requests && r.failedOther === 0,
+        },
+      }
+    },
+  },
+  {
+    name: '3 s JWTs whose exp is 1 s before expires_in, under steady load',
+    async run() {
+      const h = await harness({ lifetime: 3 })
+      h.state.jwtFloored = true
+      const until = Date.now() + 7_000
+      while (Date.now() < until) {
+        await Promise.all(Array.from({ length: 5 }, () => h.send()))
+        await sleep(20)
+      }
+      await h.close()
+      const r = h.row(
+        '3 s JWTs, exp 1 s before expires_in (7 s of steady load)',
+        `${h.state.expiredHits} API hits with an expired token; the earlier of exp and expires_in was used`,
+      )
+      return {
+        ...r,
+        checks: {
+          'no expired token reached the API': h.state.expiredHits === 0,
+          'it did roll over': r.tokenRequests >= 3,
+          'every request succeeded': r.succeeded === r.requests,
         },
       }
     },
