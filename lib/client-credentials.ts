@@ -80,19 +80,21 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
     form.set('client_secret', clientSecret)
   }
   const body = form.toString()
-  // Some servers echo the request in error_description: take the secret out, in every form it
-  // was sent in (as is, form-encoded, inside the Basic credential), longest first.
-  const secretForms = [clientSecret, formEncode(clientSecret)]
-  if (headers.authorization) secretForms.push(headers.authorization.slice('Basic '.length))
-  secretForms.sort((a, b) => b.length - a.length)
-  const redact = (text: string): string =>
-    secretForms.reduce((redacted, secret) => redacted.split(secret).join('[redacted]'), text)
+  // Some servers echo the request in error_description (or embed it, JSON-escaped, in a
+  // JSON string): take the secret out in any encoding it was sent or echoed in. The pair
+  // comes first so that "id:secret" goes as a whole; the Basic credential is taken out
+  // whichever method sent the secret.
+  const redact = redactor([
+    `${clientId}:${clientSecret}`,
+    clientSecret,
+    Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64'),
+  ])
 
   return async ({ signal }) => {
     let raw: RawResponse
     try {
       raw = dispatcher
-        ? await sendWithDispatcher(dispatcher, url, headers, body, signal)
+        ? await sendWithDispatcher(dispatcher, url, endpoint, headers, body, signal)
         : await sendWithFetch(url, headers, body, signal)
     } catch (error) {
       if (signal.aborted) throw signal.reason
@@ -107,6 +109,61 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
 
 function formEncode(value: string): string {
   return new URLSearchParams({ v: value }).toString().slice(2)
+}
+
+/**
+ * A function that replaces every occurrence of each of `secrets` with `[redacted]`, in
+ * any mix of the encodings a secret travels or is echoed in, character by character:
+ * as is; percent-encoded UTF-8 (RFC 3986 §2.1, hex in either case — so both
+ * encodeURIComponent and form encoding, whichever characters they leave alone);
+ * `+` for a space (application/x-www-form-urlencoded, as in RFC 6749 §2.3.1);
+ * JSON string escapes (RFC 8259 §7: `\"`, `\\`, `\/`, `\uXXXX` in either case) and
+ * those percent-encoded. Earlier secrets win where they overlap, so list a
+ * longer secret that contains a shorter one first. Over-redacts rather than under:
+ * letters match in either case.
+ */
+function redactor(secrets: readonly string[]): (text: string) => string {
+  const patterns = secrets.filter((secret) => secret.length > 0).map(flexiblePattern)
+  if (patterns.length === 0) return (text) => text
+  const pattern = new RegExp(patterns.join('|'), 'gi')
+  return (text) => text.replace(pattern, '[redacted]')
+}
+
+/** A regular expression source matching `secret` in any mix of the encodings `redactor` knows. */
+function flexiblePattern(secret: string): string {
+  let source = ''
+  for (const char of secret) {
+    const forms = new Set<string>([char])
+    // JSON escapes: the shortest (\" \\ \n …), \uXXXX for every UTF-16 unit, \/.
+    const json = new Set<string>([JSON.stringify(char).slice(1, -1)])
+    let units = ''
+    for (let i = 0; i < char.length; i++) {
+      units += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`
+    }
+    json.add(units)
+    if (char === '/') json.add('\\/')
+    for (const escaped of json) {
+      forms.add(escaped)
+      forms.add(percentEncode(escaped))
+    }
+    forms.add(percentEncode(char))
+    if (char === ' ') forms.add('+')
+    source += `(?:${[...forms].map(escapeRegExp).join('|')})`
+  }
+  return source
+}
+
+/** Every byte of the UTF-8 encoding as %XX. */
+function percentEncode(text: string): string {
+  let encoded = ''
+  for (const byte of Buffer.from(text, 'utf8')) {
+    encoded += `%${byte.toString(16).padStart(2, '0')}`
+  }
+  return encoded
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
 }
 
 async function sendWithFetch(
@@ -126,18 +183,35 @@ async function sendWithFetch(
 async function sendWithDispatcher(
   dispatcher: Dispatcher,
   url: URL,
+  endpoint: string,
   headers: Record<string, string>,
   body: string,
   signal: AbortSignal,
 ): Promise<RawResponse> {
-  const response = await dispatcher.request({
+  // Never follow a redirect, whatever the dispatcher holds: a 307/308 resends the body
+  // (RFC 9110 §15.4.8-9), client_secret_post and all, and the target's token would be
+  // cached. undici's redirect() interceptor (7 and 8) passes a request with
+  // maxRedirections 0 on untouched, and undici's Request accepts 0 in both (any other
+  // value: "maxRedirections is not supported, use the redirect interceptor").
+  const options: Dispatcher.RequestOptions & { maxRedirections: number } = {
     origin: url.origin,
     path: `${url.pathname}${url.search}`,
     method: 'POST',
     headers,
     body,
     signal,
-  })
+    maxRedirections: 0,
+  }
+  const response = await dispatcher.request(options)
+  // A dispatcher that follows regardless (redirect() records each hop in the context's
+  // history): the answer came from elsewhere, so it is not used.
+  const { history } = (response.context ?? {}) as { history?: unknown }
+  if (Array.isArray(history) && history.length > 1) {
+    response.body.dump().catch(() => {})
+    throw new TokenRequestError(
+      `The dispatcher followed a redirect from token endpoint ${endpoint}; token requests do not follow redirects, so its answer is not used`,
+    )
+  }
   const text = await readCapped(response.body, signal)
   return {
     status: response.statusCode,

@@ -4,7 +4,7 @@ import { channels, summarize } from './diagnostics.js'
 import { TokenRequestError } from './errors.js'
 import { fingerprint } from './fingerprint.js'
 import { BoundedTtlMap, isProcessLocal, localCapacityFor, memoryStore } from './stores/memory.js'
-import { isToken, skewOf, toToken } from './token.js'
+import { skewOf, storedToken, toToken } from './token.js'
 import { runAsTokenFetch } from './token-fetch-context.js'
 import type { FetchToken, Token, TokenStore } from './types.js'
 
@@ -362,8 +362,9 @@ export class TokenCache {
 
   /** A usable token from the store that is not due for refresh, or undefined. */
   async #fromStore(key: string): Promise<Token | undefined> {
-    const stored = await this.#storeCall(() => this.#store.get(key))
-    if (!isToken(stored) || this.#rejected.get(key)?.accessToken === stored.accessToken) {
+    // A store is shared and may hold anything: only a plausible token counts.
+    const stored = storedToken(await this.#storeCall(() => this.#store.get(key)), this.#now())
+    if (stored === undefined || this.#rejected.get(key)?.accessToken === stored.accessToken) {
       return undefined
     }
     const now = this.#now()

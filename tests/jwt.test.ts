@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { jwtExpiry } from '../lib/jwt.js'
+import { jwtExpiry, jwtTimes } from '../lib/jwt.js'
 
 /** base64url of a JSON value (or of raw text), as a JWT segment. */
 function segment(value: unknown, raw = false): string {
@@ -64,5 +64,35 @@ describe('jwtExpiry', () => {
     // 1e400 parses to Infinity: not a finite expiry.
     const header = segment({ alg: 'none' })
     expect(jwtExpiry(`${header}.${segment('{"exp":1e400}', true)}.sig`)).toBeUndefined()
+  })
+})
+
+describe("jwtTimes (guards 'the earlier of expires_in and a JWT exp wins')", () => {
+  it('reads exp, iat and nbf (seconds) as epoch ms', () => {
+    expect(jwtTimes(jwt({ iat: 1_767_225_000, nbf: 1_767_225_000, exp: 1_767_225_600 }))).toEqual({
+      exp: 1_767_225_600_000,
+      iat: 1_767_225_000_000,
+      nbf: 1_767_225_000_000,
+    })
+    expect(jwtTimes(jwt({ sub: 'svc', exp: 1_767_225_600.5 }))).toEqual({ exp: 1_767_225_600_500 })
+  })
+
+  it('is undefined where jwtExpiry is (not a JWT, no numeric exp)', () => {
+    expect(jwtTimes('opaque-access-token')).toBeUndefined()
+    expect(jwtTimes(jwt({ sub: 'no exp' }))).toBeUndefined()
+    expect(jwtTimes(jwt({ exp: '2000000000' }))).toBeUndefined()
+  })
+
+  it.each([
+    ['iat after exp', { iat: 2_000_000_001, exp: 2_000_000_000 }],
+    ['iat equal to exp', { iat: 2_000_000_000, exp: 2_000_000_000 }],
+    ['nbf after exp', { nbf: 2_000_003_600, exp: 2_000_000_000 }],
+    ['iat a string', { iat: '1999999000', exp: 2_000_000_000 }],
+    ['nbf null', { nbf: null, exp: 2_000_000_000 }],
+    ['iat negative', { iat: -1, exp: 2_000_000_000 }],
+    ['exp zero', { exp: 0 }],
+    ['exp negative', { exp: -60 }],
+  ])('is undefined when the claims make no sense: %s', (_, claims) => {
+    expect(jwtTimes(jwt(claims))).toBeUndefined()
   })
 })

@@ -1,0 +1,359 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import {
+  Agent,
+  type Dispatcher,
+  getGlobalDispatcher,
+  interceptors,
+  setGlobalDispatcher,
+} from 'undici'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  type ClientCredentialsOptions,
+  clientCredentials,
+  memoryStore,
+  TokenCache,
+  TokenRequestError,
+} from '../lib/index.js'
+import { expectNoSecrets } from './helpers/secrets.js'
+import { startServer, type TestServer } from './helpers/servers.js'
+
+/*
+ * Hardening of the token request (issue #10): redirects are never followed,
+ * whatever the dispatcher holds, and a secret echoed back by the token endpoint
+ * is redacted in every encoding it could have travelled or been echoed in.
+ * Real node:http servers on 127.0.0.1; the token endpoint and "another origin"
+ * count what they receive.
+ */
+
+/** application/x-www-form-urlencoded, as URLSearchParams (and so the Basic credential) does it. */
+function formEncode(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice(2)
+}
+
+/** `%XX` escapes with lower-case hex digits. */
+function lowerHex(encoded: string): string {
+  return encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())
+}
+
+/** JSON string escaping with every non-ASCII UTF-16 unit as \uXXXX (Python's ensure_ascii). */
+function asciiJson(value: string, upper = false): string {
+  return JSON.stringify(value)
+    .slice(1, -1)
+    .replace(/[^\x20-\x7e]/g, (char) => {
+      const hex = (char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')
+      return `\\u${upper ? hex.toUpperCase() : hex}`
+    })
+}
+
+// Every character class that an encoding changes: a space, '"' and '\' (JSON),
+// '+', '/', ':', '~!*'()' (left alone by encodeURIComponent, not by forms),
+// Latin-1, and a character outside the BMP (a surrogate pair in JSON).
+const clientId = 'reader app ü'
+const clientSecret = `s3cr"et\\ wö/rd+é:~!*'()-f00d😀`
+const basicPair = `${formEncode(clientId)}:${formEncode(clientSecret)}`
+const basicCredential = Buffer.from(basicPair).toString('base64')
+
+/** The client secret as it may be echoed back; the name says which encoding. */
+const echoedForms: Record<string, string> = {
+  'as is': clientSecret,
+  'form-encoded (+ for space)': formEncode(clientSecret),
+  'form-encoded, lower-case hex': lowerHex(formEncode(clientSecret)),
+  'encodeURIComponent (%20 for space)': encodeURIComponent(clientSecret),
+  'encodeURIComponent, lower-case hex': lowerHex(encodeURIComponent(clientSecret)),
+  "RFC 3986 strict (also !'()* escaped)": encodeURIComponent(clientSecret).replace(
+    /[!'()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  ),
+  'Python quote() (/ left alone)': encodeURIComponent(clientSecret).replaceAll('%2F', '/'),
+  'JSON-escaped': JSON.stringify(clientSecret).slice(1, -1),
+  'JSON-escaped with \\/ (PHP json_encode)': JSON.stringify(clientSecret)
+    .slice(1, -1)
+    .replaceAll('/', '\\/'),
+  'JSON-escaped, non-ASCII as \\uxxxx': asciiJson(clientSecret),
+  'JSON-escaped, non-ASCII as \\uXXXX': asciiJson(clientSecret, true),
+  'the Basic credential (base64)': basicCredential,
+  'the decoded Basic credential (form-encoded id:secret)': basicPair,
+  'the clientId:secret pair as is': `${clientId}:${clientSecret}`,
+  'the clientId:secret pair, encodeURIComponent': encodeURIComponent(`${clientId}:${clientSecret}`),
+}
+/** None of these may appear anywhere in an error. */
+const secretForms = Object.values(echoedForms)
+
+interface Hit {
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  body: string
+}
+
+interface CountingServer extends TestServer {
+  readonly hits: Hit[]
+}
+
+type Answer = { status: number; headers?: Record<string, string>; body?: unknown }
+
+async function countingServer(answer: (hit: Hit, n: number) => Answer): Promise<CountingServer> {
+  const hits: Hit[] = []
+  const server = await startServer((req, res, body) => {
+    const hit = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      body: `${body}`,
+    }
+    hits.push(hit)
+    const { status, headers, body: payload } = answer(hit, hits.length)
+    res.writeHead(status, {
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    })
+    res.end(payload === undefined ? undefined : JSON.stringify(payload))
+  })
+  return { ...server, hits }
+}
+
+/** Resolves to the TokenRequestError `promise` rejects with; fails on anything else. */
+async function rejection(promise: Promise<unknown>): Promise<TokenRequestError> {
+  const outcome = await promise.then(
+    () => new Error('expected a TokenRequestError, got a value'),
+    (reason: unknown) => reason,
+  )
+  expect(outcome).toBeInstanceOf(TokenRequestError)
+  return outcome as TokenRequestError
+}
+
+const authMethods: NonNullable<ClientCredentialsOptions['authMethod']>[] = [
+  'client_secret_basic',
+  'client_secret_post',
+]
+const redirectStatuses = [301, 302, 303, 307, 308]
+
+describe("guards 'redirects are never followed on the token request'", () => {
+  let other: CountingServer
+  let endpoint: CountingServer
+  let followingAgent: Dispatcher
+  const otherToken = 'other-origin-access-token-5d1c'
+
+  beforeEach(async () => {
+    // Another origin that would gladly hand out a token.
+    other = await countingServer(() => ({
+      status: 200,
+      body: { access_token: otherToken, token_type: 'Bearer', expires_in: 3600 },
+    }))
+    endpoint = await countingServer(() => ({ status: 500 }))
+    // undici 7's redirect interceptor, composed into the caller's own dispatcher.
+    followingAgent = new Agent().compose(interceptors.redirect({ maxRedirections: 3 }))
+  })
+  afterEach(async () => {
+    await followingAgent.close()
+    await endpoint.close()
+    await other.close()
+  })
+
+  describe.each(authMethods)('with %s', (authMethod) => {
+    it.each(redirectStatuses)(
+      'a %i to another origin through a dispatcher with redirect() → TokenRequestError naming it; the other origin receives nothing',
+      async (status) => {
+        const answers = await countingServer(() => ({
+          status,
+          headers: { location: `${other.origin}/steal?from=token-endpoint` },
+        }))
+        try {
+          const fetchToken = clientCredentials({
+            tokenUrl: `${answers.origin}/oauth2/token`,
+            clientId,
+            clientSecret,
+            authMethod,
+            dispatcher: followingAgent,
+          })
+          const error = await rejection(
+            fetchToken({ key: 'default', signal: new AbortController().signal }),
+          )
+          expect(error.status).toBe(status)
+          expect(error.message).toContain(String(status))
+          expect(error.message).toMatch(/redirect/)
+          expect(answers.hits).toHaveLength(1)
+          expect(other.hits).toHaveLength(0)
+          expectNoSecrets(error, [...secretForms, otherToken])
+        } finally {
+          await answers.close()
+        }
+      },
+    )
+  })
+
+  it('through TokenCache: the redirect is an error and nothing is cached', async () => {
+    const answers = await countingServer(() => ({
+      status: 307,
+      headers: { location: `${other.origin}/oauth2/token` },
+    }))
+    try {
+      const store = memoryStore()
+      const tokens = new TokenCache({
+        store,
+        fetchToken: clientCredentials({
+          tokenUrl: `${answers.origin}/oauth2/token`,
+          clientId,
+          clientSecret,
+          authMethod: 'client_secret_post',
+          dispatcher: followingAgent,
+        }),
+      })
+      const error = await rejection(tokens.get())
+      expect(error.status).toBe(307)
+      expect(other.hits).toHaveLength(0)
+      expect(await store.get('default')).toBeUndefined()
+      expectNoSecrets(error, [...secretForms, otherToken])
+    } finally {
+      await answers.close()
+    }
+  })
+
+  it('a dispatcher that follows redirects whatever it is told: its answer is refused, never used', async () => {
+    const answers = await countingServer(() => ({
+      status: 307,
+      headers: { location: `${other.origin}/oauth2/token` },
+    }))
+    // A dispatcher that overrides any maxRedirections the request asks for.
+    const stubborn = new Agent().compose((dispatch) => {
+      const follow = interceptors.redirect({ maxRedirections: 3 })(dispatch)
+      return (options, handler) => {
+        const always: Dispatcher.DispatchOptions & { maxRedirections: number } = {
+          ...options,
+          maxRedirections: 3,
+        }
+        return follow(always, handler)
+      }
+    })
+    try {
+      const store = memoryStore()
+      const tokens = new TokenCache({
+        store,
+        fetchToken: clientCredentials({
+          tokenUrl: `${answers.origin}/oauth2/token`,
+          clientId,
+          clientSecret,
+          dispatcher: stubborn,
+        }),
+      })
+      const error = await rejection(tokens.get())
+      expect(error.message).toMatch(/redirect/)
+      // It did reach the other origin (nothing can stop such a dispatcher), but its token is not used.
+      expect(other.hits).toHaveLength(1)
+      expect(await store.get('default')).toBeUndefined()
+      expectNoSecrets(error, [...secretForms, otherToken])
+    } finally {
+      await stubborn.close()
+      await answers.close()
+    }
+  })
+
+  it('a same-origin redirect is not followed either', async () => {
+    const answers = await countingServer((_, n) =>
+      n === 1
+        ? { status: 308, headers: { location: '/oauth2/elsewhere' } }
+        : { status: 200, body: { access_token: otherToken, expires_in: 3600 } },
+    )
+    try {
+      const fetchToken = clientCredentials({
+        tokenUrl: `${answers.origin}/oauth2/token`,
+        clientId,
+        clientSecret,
+        dispatcher: followingAgent,
+      })
+      const error = await rejection(
+        fetchToken({ key: 'default', signal: new AbortController().signal }),
+      )
+      expect(error.status).toBe(308)
+      expect(answers.hits.map((hit) => hit.url)).toEqual(['/oauth2/token'])
+    } finally {
+      await answers.close()
+    }
+  })
+
+  // Already held before issue #10 (fetch() with redirect: 'manual' asks the dispatcher for no
+  // redirects); pinned so that the global-fetch path keeps it.
+  it('global fetch with a global dispatcher that composes redirect(): the other origin receives nothing', async () => {
+    const previous = getGlobalDispatcher()
+    const answers = await countingServer(() => ({
+      status: 307,
+      headers: { location: `${other.origin}/oauth2/token` },
+    }))
+    setGlobalDispatcher(followingAgent)
+    try {
+      const fetchToken = clientCredentials({
+        tokenUrl: `${answers.origin}/oauth2/token`,
+        clientId,
+        clientSecret,
+        authMethod: 'client_secret_post',
+      })
+      const error = await rejection(
+        fetchToken({ key: 'default', signal: new AbortController().signal }),
+      )
+      expect(error.status).toBe(307)
+      expect(other.hits).toHaveLength(0)
+    } finally {
+      setGlobalDispatcher(previous)
+      await answers.close()
+    }
+  })
+})
+
+describe("guards 'no client secret ever appears in an error message or an enumerable field'", () => {
+  let endpoint: CountingServer
+  let agent: Agent
+  let echo = ''
+
+  beforeEach(async () => {
+    agent = new Agent()
+    endpoint = await countingServer(() => ({
+      status: 401,
+      body: {
+        error: 'invalid_client',
+        error_description: `echo <${echo}>`,
+        error_uri: `https://login.example.com/errors?echo=${echo}`,
+      },
+    }))
+  })
+  afterEach(async () => {
+    await agent.close()
+    await endpoint.close()
+  })
+
+  describe.each(authMethods)('with %s', (authMethod) => {
+    it.each(Object.entries(echoedForms))('redacts the secret echoed back %s', async (_, form) => {
+      echo = form
+      const fetchToken = clientCredentials({
+        tokenUrl: `${endpoint.origin}/oauth2/token`,
+        clientId,
+        clientSecret,
+        authMethod,
+        dispatcher: agent,
+      })
+      const error = await rejection(
+        fetchToken({ key: 'default', signal: new AbortController().signal }),
+      )
+      expect(error.status).toBe(401)
+      expect(error.error).toBe('invalid_client')
+      // The whole echoed form is replaced, not just a part of it.
+      expect(error.errorDescription).toBe('echo <[redacted]>')
+      expect(error.errorUri).toBe('https://login.example.com/errors?echo=[redacted]')
+      expectNoSecrets(error, secretForms)
+    })
+  })
+
+  it('redacts every form at once, and leaves the rest of the text alone', async () => {
+    echo = secretForms.join(' | ')
+    const fetchToken = clientCredentials({
+      tokenUrl: `${endpoint.origin}/oauth2/token`,
+      clientId,
+      clientSecret,
+      dispatcher: agent,
+    })
+    const error = await rejection(
+      fetchToken({ key: 'default', signal: new AbortController().signal }),
+    )
+    expect(error.errorDescription).toBe(`echo <${secretForms.map(() => '[redacted]').join(' | ')}>`)
+    expectNoSecrets(error, secretForms)
+  })
+})
