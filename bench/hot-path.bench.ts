@@ -3,9 +3,9 @@
 // They import the TypeScript source, so no build is needed.
 import type { Dispatcher } from 'undici'
 import { bench, describe } from 'vitest'
-import { authorizationHeader, tokenHeaders, withTokenHeaders } from '../lib/headers.js'
+import { internalsOf } from '../lib/cache/internal.js'
+import { authorizationHeader, tokenHeaders, withTokenHeaders } from '../lib/handler/headers.js'
 import { accessToken, TokenCache } from '../lib/index.js'
-import { peekToken } from '../lib/token-cache.js'
 
 const origin = 'https://api.example.com'
 const fetchToken = async () => ({ accessToken: 'bench-token', expiresIn: 3600 })
@@ -26,7 +26,7 @@ describe('TokenCache, cached token', () => {
   bench(
     'peekToken(): the interceptor’s synchronous read',
     () => {
-      peekToken(tokens, 'default')
+      internalsOf(tokens).peek('default')
     },
     timing,
   )

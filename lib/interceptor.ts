@@ -1,27 +1,20 @@
 import type { Dispatcher } from 'undici'
-import { isResendable, recordBody } from './body.js'
+import { internalsOf } from './cache/internal.js'
+import { TokenCache, type TokenCacheOptions } from './cache/token-cache.js'
+import { isInsideTokenFetch } from './cache/token-fetch-context.js'
 import { AccessTokenError, AccessTokenErrorCode } from './errors.js'
+import { type RequestPolicy, sendWithToken } from './handler/access-token-handler.js'
+import { refuse } from './handler/controllers.js'
 import {
-  type AnyHandler,
-  type Dispatch,
-  type DispatchOptions,
-  type Handler,
-  withHeaders,
-} from './handler-api.js'
-import {
-  type AnyHeaders,
   authorizationHeader,
   type HeadersForToken,
   type TokenHeaders,
   tokenHeaders,
-  withTokenHeaders,
-} from './headers.js'
-import { toNewApi } from './legacy-handler.js'
+} from './handler/headers.js'
+import { toNewApi } from './handler/legacy.js'
+import type { AnyHandler, Dispatch, DispatchOptions } from './handler/types.js'
 import { OriginMatcher, type Origins } from './origins.js'
-import { peekToken, TokenCache, type TokenCacheOptions } from './token-cache.js'
-import { isInsideTokenFetch } from './token-fetch-context.js'
 import type { Token } from './types.js'
-import { type Replay, UnauthorizedHandler } from './unauthorized-handler.js'
 
 /** Options of `accessToken()`: where tokens go, and the token cache's options. */
 export interface AccessTokenOptions extends Partial<TokenCacheOptions> {
@@ -39,8 +32,6 @@ export interface AccessTokenOptions extends Partial<TokenCacheOptions> {
   maxReplayBytes?: number
 }
 
-const defaultKey = 'default'
-
 /**
  * An undici interceptor that sends requests to `origins` with an access token:
  * cached until it expires, fetched once however many requests wait for it,
@@ -54,12 +45,16 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
     throw new TypeError('accessToken needs options: { origins, fetchToken } or { origins, tokens }')
   }
   const matcher = new OriginMatcher(options.origins)
-  const tokens = options.tokens ?? newTokenCache(options)
-  const keyOf = options.key
-  const headersFor = memoizeHeaders(options.headers ?? authorizationHeader)
-  const retryOnUnauthorized = options.retryOnUnauthorized ?? true
   const maxReplayBytes = options.maxReplayBytes ?? 1024 * 1024
   if (!(maxReplayBytes >= 0)) throw new RangeError('maxReplayBytes must be a number of bytes ≥ 0')
+  const cache = options.tokens ?? newTokenCache(options)
+  const policy: RequestPolicy = {
+    cache,
+    internals: internalsOf(cache),
+    keyOf: options.key,
+    headersFor: memoizeHeaders(options.headers ?? authorizationHeader),
+    maxReplayBytes: options.retryOnUnauthorized === false ? undefined : maxReplayBytes,
+  }
 
   /**
    * `connectsTo`: undici 8 hands a `Client`/`Pool` its own origin here, the only one
@@ -69,61 +64,12 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
   const interceptor = (dispatch: Dispatch, connectsTo?: string | null): Dispatch =>
     function dispatchWithAccessToken(opts: DispatchOptions, handler: AnyHandler): boolean {
       const origin = typeof connectsTo === 'string' ? connectsTo : opts.origin
-      if (origin === undefined || origin === null) return refuseWithoutOrigin(handler)
+      if (origin === undefined || origin === null) return refuse(toNewApi(handler), noOrigin())
       const matched = matcher.match(origin)
       // The token request itself, or whatever a custom fetchToken sends, is never decorated.
       if (matched === undefined || isInsideTokenFetch()) return dispatch(opts, toNewApi(handler))
-      try {
-        return send(dispatch, opts, toNewApi(handler), matched)
-      } catch (error) {
-        return refuse(handler, error)
-      }
+      return sendWithToken(policy, dispatch, opts, toNewApi(handler), matched)
     }
-
-  /** A matched request: checked, then sent with the cached token or once one arrives. */
-  function send(
-    dispatch: Dispatch,
-    opts: DispatchOptions,
-    caller: Handler,
-    origin: string,
-  ): boolean {
-    // RFC 9112 §3.2.2: an absolute-form target names its own authority, which the server
-    // uses instead of the connection's; only origin-form (and `*`) keeps the one matched.
-    const { path } = opts
-    if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') throw foreignPath(origin)
-    const key = keyOf === undefined ? defaultKey : keyOf({ origin, path, method: opts.method })
-    if (typeof key !== 'string') throw badKey(key)
-    const token = peekToken(tokens, key)
-    let replay: Replay = 'never'
-    let sent = opts
-    if (retryOnUnauthorized && !opts.upgrade && opts.method !== 'CONNECT') {
-      if (isResendable(opts.body)) {
-        replay = 'as-is'
-      } else {
-        const recording = recordBody(opts.body, maxReplayBytes)
-        if (recording !== undefined) {
-          replay = recording
-          sent = { ...opts, body: recording.body }
-        }
-      }
-    }
-    if (token !== undefined && replay === 'never') {
-      // Nothing to retry: no handler of ours in between.
-      const headers = withTokenHeaders(opts.headers as AnyHeaders, headersFor(token), origin)
-      return dispatch(withHeaders(opts, headers), caller)
-    }
-    const request = new UnauthorizedHandler({
-      dispatch,
-      options: sent,
-      origin,
-      handler: caller,
-      tokens,
-      key,
-      headersFor,
-      replay,
-    })
-    return token !== undefined ? request.send(token) : request.sendWhen(tokens.get(key))
-  }
   return interceptor as unknown as Dispatcher.DispatcherComposeInterceptor
 }
 
@@ -159,45 +105,9 @@ function memoizeHeaders(headers: HeadersForToken): (token: Token) => TokenHeader
  * request's origin cannot be checked, so it is refused rather than sent without
  * (or with a misplaced) token.
  */
-function refuseWithoutOrigin(handler: AnyHandler): boolean {
-  return refuse(
-    handler,
-    new AccessTokenError(
-      'accessToken() cannot see this request’s origin (undici 7 Pool/Client compose does not pass it); compose it on an Agent instead: new Agent().compose(accessToken(...))',
-      AccessTokenErrorCode.noOrigin,
-    ),
-  )
-}
-
-function badKey(key: unknown): AccessTokenError {
+function noOrigin(): AccessTokenError {
   return new AccessTokenError(
-    `accessToken's key(request) must return a string, got ${typeof key}`,
-    AccessTokenErrorCode.badKey,
+    'accessToken() cannot see this request’s origin (undici 7 Pool/Client compose does not pass it); compose it on an Agent instead: new Agent().compose(accessToken(...))',
+    AccessTokenErrorCode.noOrigin,
   )
-}
-
-function foreignPath(origin: string): AccessTokenError {
-  return new AccessTokenError(
-    `A request to ${origin} whose path is not origin-form (it names another authority) is refused`,
-    AccessTokenErrorCode.foreignAuthority,
-  )
-}
-
-/** Ends a request that is never sent, through the caller's handler. */
-function refuse(handler: AnyHandler, error: unknown): boolean {
-  const caller: Handler = toNewApi(handler)
-  const controller = new RefusedController()
-  caller.onRequestStart?.(controller, {})
-  caller.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)))
-  return true
-}
-
-/** The controller of a request that is never sent: nothing to pause or abort. */
-class RefusedController {
-  readonly aborted = false
-  readonly paused = false
-  readonly reason = null
-  abort(): void {}
-  pause(): void {}
-  resume(): void {}
 }

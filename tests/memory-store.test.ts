@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import ExpiryMap from 'expiry-map'
 import { describe, expect, it } from 'vitest'
+import { BoundedMap } from '../lib/cache/bounded-map.js'
 import { memoryStore, type Token } from '../lib/index.js'
-import { BoundedTtlMap } from '../lib/stores/memory.js'
 
 function token(accessToken: string): Token {
   const now = Date.now()
@@ -97,9 +97,9 @@ describe('memoryStore', () => {
   })
 })
 
-describe('BoundedTtlMap', () => {
+describe('BoundedMap', () => {
   it('counts live keys in size and bounds it', () => {
-    const map = new BoundedTtlMap<number>(2)
+    const map = new BoundedMap<number>(2)
     map.set('a', 1, 60_000)
     map.set('b', 2, 60_000)
     map.set('a', 3, 60_000)
@@ -128,9 +128,9 @@ describe('expiry-map early eviction (#6)', () => {
   const fresh = 250
   const keys = ['a', 'b', 'c'] as const
 
-  it('happens on a raw ExpiryMap, and never with BoundedTtlMap or memoryStore', async () => {
+  it('happens on a raw ExpiryMap, and never with BoundedMap or memoryStore', async () => {
     const raw = new ExpiryMap<string, number>(maxAge)
-    const bounded = new BoundedTtlMap<number>()
+    const bounded = new BoundedMap<number>()
     const store = memoryStore()
     const written = new Map<string, number>()
     const early = { raw: [] as string[], bounded: [] as string[], store: [] as string[] }

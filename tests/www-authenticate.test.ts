@@ -5,7 +5,7 @@ import {
   challengeAllowsRetry,
   challengeError,
   parseChallenges,
-} from '../lib/www-authenticate.js'
+} from '../lib/oauth/www-authenticate.js'
 
 /** Plain objects, so that `toEqual` failures print readably (params have a null prototype). */
 function plain(challenges: Challenge[]) {

@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Controller, Handler, LegacyHandler } from './handler-api.js'
+import { ControllerState } from './controllers.js'
+import type { Controller, Handler, LegacyHandler } from './types.js'
+
+type Headers = IncomingHttpHeaders
 
 /**
  * Presents a legacy handler (`onConnect`/`onHeaders`/`onData`/`onComplete`/
@@ -92,33 +95,47 @@ export class LegacyHandlerAdapter implements Handler, LegacyHandler {
 }
 
 /**
- * The legacy API on top of a new-API handler. The handlers this package sends
- * downstream extend it, so they work whichever API the dispatcher below speaks:
- * undici 7 and 8 call the new methods; Node 20/22's bundled undici 6 — what
- * `getGlobalDispatcher()` returns there once built-in fetch has installed its
- * own dispatcher — calls these.
+ * A new-API handler that speaks the legacy API too, by delegation: the handlers
+ * this package sends downstream are wrapped in one, so they work whichever API the
+ * dispatcher below speaks — undici 7 and 8 call the new methods; Node 20/22's
+ * bundled undici 6 (what `getGlobalDispatcher()` returns there once built-in fetch
+ * has installed its own dispatcher) calls the legacy ones, translated here.
  */
-export abstract class SpeaksLegacyToo implements LegacyHandler {
+export class BothApis implements Handler, LegacyHandler {
+  readonly #handler: Required<Handler>
+  /** The legacy attempt's controller (an attempt may fail before it connects). */
   #legacy: LegacyController | undefined
 
-  abstract onRequestStart(controller: Controller, context: unknown): void
-  abstract onRequestUpgrade(
-    controller: Controller,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-    socket: Duplex,
-  ): void
-  abstract onResponseStart(
-    controller: Controller,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-    statusMessage?: string,
-  ): void
-  abstract onResponseData(controller: Controller, chunk: Buffer): void
-  abstract onResponseEnd(controller: Controller, trailers: IncomingHttpHeaders): void
-  abstract onResponseError(controller: Controller, error: Error): void
+  constructor(handler: Required<Handler>) {
+    this.#handler = handler
+  }
 
-  /** The current attempt's controller (an attempt may fail before it connects). */
+  // The new API: straight through.
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#handler.onRequestStart(controller, context)
+  }
+
+  onRequestUpgrade(c: Controller, status: number, headers: Headers, socket: Duplex): void {
+    this.#handler.onRequestUpgrade(c, status, headers, socket)
+  }
+
+  onResponseStart(c: Controller, status: number, headers: Headers, message?: string): void {
+    this.#handler.onResponseStart(c, status, headers, message)
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    this.#handler.onResponseData(controller, chunk)
+  }
+
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    this.#handler.onResponseEnd(controller, trailers)
+  }
+
+  onResponseError(controller: Controller, error: Error): void {
+    this.#handler.onResponseError(controller, error)
+  }
+
+  // The legacy API: translated, over a controller made of its callbacks.
   #controller(): LegacyController {
     this.#legacy ??= new LegacyController(() => {})
     return this.#legacy
@@ -126,13 +143,13 @@ export abstract class SpeaksLegacyToo implements LegacyHandler {
 
   onConnect(abort: (reason?: Error) => void, context?: unknown): void {
     this.#legacy = new LegacyController(abort)
-    this.onRequestStart(this.#legacy, context)
+    this.#handler.onRequestStart(this.#legacy, context)
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
     const controller = this.#controller()
     controller.rawHeaders = rawHeaders
-    this.onRequestUpgrade(controller, statusCode, parseRawHeaders(rawHeaders), socket)
+    this.#handler.onRequestUpgrade(controller, statusCode, parseRawHeaders(rawHeaders), socket)
   }
 
   onHeaders(
@@ -144,71 +161,48 @@ export abstract class SpeaksLegacyToo implements LegacyHandler {
     const controller = this.#controller()
     controller.rawHeaders = rawHeaders
     controller.resumeWith(resume)
-    this.onResponseStart(controller, statusCode, parseRawHeaders(rawHeaders), statusText)
+    this.#handler.onResponseStart(controller, statusCode, parseRawHeaders(rawHeaders), statusText)
     return !controller.paused
   }
 
   onData(chunk: Buffer): boolean {
     const controller = this.#controller()
-    this.onResponseData(controller, chunk)
+    this.#handler.onResponseData(controller, chunk)
     return !controller.paused
   }
 
   onComplete(rawTrailers: Buffer[] | null): void {
     const controller = this.#controller()
     controller.rawTrailers = rawTrailers ?? []
-    this.onResponseEnd(controller, parseRawHeaders(rawTrailers))
+    this.#handler.onResponseEnd(controller, parseRawHeaders(rawTrailers))
   }
 
   onError(error: Error): void {
-    this.onResponseError(this.#controller(), error)
+    this.#handler.onResponseError(this.#controller(), error)
   }
 }
 
 /** A new-API controller over the legacy callbacks: `abort` from onConnect, `resume` from onHeaders. */
-class LegacyController implements Controller {
+class LegacyController extends ControllerState {
   readonly #abort: (reason?: Error) => void
   #resume: (() => void) | undefined
-  #aborted = false
-  #paused = false
-  #reason: Error | null = null
   rawHeaders: unknown
   rawTrailers: unknown
 
   constructor(abort: (reason?: Error) => void) {
+    super()
     this.#abort = abort
-  }
-
-  get aborted(): boolean {
-    return this.#aborted
-  }
-
-  get paused(): boolean {
-    return this.#paused
-  }
-
-  get reason(): Error | null {
-    return this.#reason
   }
 
   resumeWith(resume: () => void): void {
     this.#resume = resume
   }
 
-  abort(reason: Error): void {
-    if (this.#aborted) return
-    this.#aborted = true
-    this.#reason = reason
+  protected onAbort(reason: Error): void {
     this.#abort(reason)
   }
 
-  pause(): void {
-    this.#paused = true
-  }
-
-  resume(): void {
-    if (!this.#paused) return
-    this.#paused = false
+  protected override onResume(): void {
     this.#resume?.()
   }
 }

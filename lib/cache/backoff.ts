@@ -1,4 +1,5 @@
-import type { TokenRequestError } from './errors.js'
+import type { TokenRequestError } from '../errors.js'
+import { BoundedMap } from './bounded-map.js'
 
 /** How failed token fetches of a key are spaced. */
 export interface BackoffOptions {
@@ -19,9 +20,6 @@ interface Failures {
   error: TokenRequestError
 }
 
-/** A window of at most this many failing keys is remembered. */
-const maxKeys = 10_000
-
 /**
  * Per-key failure backoff, so a dead token endpoint is not hammered: after a
  * failed fetch the next is spaced exponentially with jitter, capped; a
@@ -33,7 +31,8 @@ export class FailureBackoff {
   readonly #maxDelay: number
   readonly #maxRetryAfter: number
   readonly #jitter: number
-  readonly #failures = new Map<string, Failures>()
+  /** The failing keys, at most 10 000 (the oldest forgotten first). */
+  readonly #failures = new BoundedMap<Failures>()
 
   constructor(options: BackoffOptions = {}) {
     this.#initialDelay = options.initialDelay ?? 1_000
@@ -62,11 +61,6 @@ export class FailureBackoff {
       delay = Math.max(delay, Math.min(error.retryAfter * 1000, this.#maxRetryAfter))
     }
     delay = Math.round(delay)
-    this.#failures.delete(key)
-    if (this.#failures.size >= maxKeys) {
-      const oldest = this.#failures.keys().next().value as string
-      this.#failures.delete(oldest)
-    }
     this.#failures.set(key, { count, until: now + delay, error })
     return { delay, count }
   }

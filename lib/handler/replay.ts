@@ -1,13 +1,45 @@
 import stream from 'node:stream'
 
 /**
- * Request bodies and the retry after a 401:
- * - `null`, strings, Buffers, typed arrays and ArrayBuffers can be sent again as they are;
- * - one-shot bodies (streams, async iterables, the async generator fetch sends)
- *   are recorded as undici reads them, up to a cap, and replayed from the record;
- * - anything else (FormData, Blob, a stream read already) is sent once.
+ * How a request body can be sent a second time, after a 401:
+ * - `resend`: `null`, strings, Buffers, typed arrays and ArrayBuffers, as they are;
+ * - `recorded`: one-shot bodies (streams, async iterables, the async generator fetch
+ *   sends), recorded as undici reads them, up to a cap, and replayed from the record;
+ * - `none`: anything else (FormData, Blob, a stream read already), or retries off —
+ *   a 401 goes to the caller.
  */
-export function isResendable(body: unknown): boolean {
+export type ReplayPlan =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'resend' }
+  | { readonly kind: 'recorded'; readonly recording: BodyRecording }
+
+const none: ReplayPlan = { kind: 'none' }
+const resend: ReplayPlan = { kind: 'resend' }
+
+/** The plan for `body`; `maxBytes` undefined means no retry at all. */
+export function planReplay(body: unknown, maxBytes: number | undefined): ReplayPlan {
+  if (maxBytes === undefined) return none
+  if (isResendable(body)) return resend
+  const recording = recordBody(body, maxBytes)
+  return recording === undefined ? none : { kind: 'recorded', recording }
+}
+
+/** The body to send on the first attempt: a recorded one goes through its recorder. */
+export function firstBody(plan: ReplayPlan, body: unknown): unknown {
+  return plan.kind === 'recorded' ? plan.recording.body : body
+}
+
+/** Whether the body can be sent again now (a recording must be complete and within the cap). */
+export function canReplay(plan: ReplayPlan): boolean {
+  return plan.kind === 'resend' || (plan.kind === 'recorded' && plan.recording.replayable)
+}
+
+/** The body for the second attempt; only when `canReplay`. */
+export function replayBody(plan: ReplayPlan, body: unknown): unknown {
+  return plan.kind === 'recorded' ? plan.recording.replay() : body
+}
+
+function isResendable(body: unknown): boolean {
   return (
     body === null ||
     body === undefined ||
@@ -55,7 +87,7 @@ export class BodyRecording {
 }
 
 /** A recording of `body`, or undefined when it cannot be recorded from its start. */
-export function recordBody(body: unknown, maxBytes: number): BodyRecording | undefined {
+function recordBody(body: unknown, maxBytes: number): BodyRecording | undefined {
   if (typeof body !== 'object' || body === null || !(Symbol.asyncIterator in body)) return undefined
   if (
     ('pipe' in body || 'getReader' in body) &&

@@ -1,0 +1,118 @@
+import { channels, type FetchStartMessage, summarize } from '../diagnostics.js'
+import { TokenRequestError } from '../errors.js'
+import { fingerprint } from '../fingerprint.js'
+import { toToken } from '../token.js'
+import type { FetchToken, Token } from '../types.js'
+import { type BackoffOptions, FailureBackoff } from './backoff.js'
+import { runAsTokenFetch } from './token-fetch-context.js'
+
+export type FetchReason = FetchStartMessage['reason']
+
+export interface FetcherOptions {
+  fetchToken: FetchToken
+  timeout: number
+  defaultLifetime: number
+  backoff: BackoffOptions | false | undefined
+  now: () => number
+}
+
+/**
+ * One token fetch at a time per call: bounded by `timeout` (even for a source that
+ * ignores its signal), validated into a Token, timed (the latency estimate that
+ * moves refresh-ahead earlier), spaced after failures (backoff), and published on
+ * the `fetch:*` channels. Knows nothing of caching or stores.
+ */
+export class TokenFetcher {
+  readonly #fetchToken: FetchToken
+  readonly #timeout: number
+  readonly #defaultLifetime: number
+  readonly #backoff: FailureBackoff | undefined
+  readonly #now: () => number
+  /** Smoothed duration of token fetches (ms). */
+  #latency = 0
+
+  constructor(options: FetcherOptions) {
+    this.#fetchToken = options.fetchToken
+    this.#timeout = options.timeout
+    this.#defaultLifetime = options.defaultLifetime
+    this.#backoff = options.backoff === false ? undefined : new FailureBackoff(options.backoff)
+    this.#now = options.now
+  }
+
+  /** Smoothed duration of recent fetches in ms (0 before the first). */
+  get latency(): number {
+    return this.#latency
+  }
+
+  /** The last error while `key` backs off after failures, else undefined. */
+  blocked(key: string): TokenRequestError | undefined {
+    return this.#backoff?.blocked(key, this.#now())
+  }
+
+  /** When `key` may be fetched again after a failure (cache clock), or undefined. */
+  retryAt(key: string): number | undefined {
+    return this.#backoff?.until(key)
+  }
+
+  clearBackoff(): void {
+    this.#backoff?.clear()
+  }
+
+  async fetch(key: string, reason: FetchReason): Promise<Token> {
+    if (channels.fetchStart.hasSubscribers) channels.fetchStart.publish({ key, reason })
+    const started = performance.now()
+    const controller = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new TokenRequestError(
+          `Token request for key "${key}" timed out after ${this.#timeout} ms`,
+        )
+        controller.abort(error)
+        reject(error)
+      }, this.#timeout)
+    })
+    try {
+      // The race keeps the timeout even for a fetchToken that ignores its signal.
+      const response = await Promise.race([
+        runAsTokenFetch(() => this.#fetchToken({ key, signal: controller.signal })),
+        timedOut,
+      ])
+      const token = toToken(response, this.#now(), this.#defaultLifetime)
+      const durationMs = performance.now() - started
+      this.#latency = this.#latency === 0 ? durationMs : 0.7 * this.#latency + 0.3 * durationMs
+      this.#backoff?.succeeded(key)
+      if (channels.fetchSuccess.hasSubscribers) {
+        channels.fetchSuccess.publish({
+          key,
+          durationMs,
+          fingerprint: fingerprint(token.accessToken),
+          expiresAt: token.expiresAt,
+          lifetimeMs: token.expiresAt - token.obtainedAt,
+        })
+      }
+      return token
+    } catch (caught) {
+      throw this.#failed(key, caught, performance.now() - started)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #failed(key: string, caught: unknown, durationMs: number): TokenRequestError {
+    const error =
+      caught instanceof TokenRequestError
+        ? caught
+        : new TokenRequestError(`fetchToken for key "${key}" failed`, { cause: caught })
+    if (channels.fetchError.hasSubscribers) {
+      channels.fetchError.publish({ key, durationMs, error: summarize(error) })
+    }
+    if (this.#backoff !== undefined) {
+      const { delay, count } = this.#backoff.failed(key, error, this.#now())
+      if (channels.backoff.hasSubscribers) {
+        channels.backoff.publish({ key, delayMs: delay, failures: count, error: summarize(error) })
+      }
+    }
+    return error
+  }
+}

@@ -1,0 +1,176 @@
+import { storedToken } from '../token.js'
+import type { Token, TokenStore } from '../types.js'
+import { BoundedMap } from './bounded-map.js'
+import type { FetchReason, TokenFetcher } from './fetcher.js'
+
+/** What the loader needs of the cache it loads for. */
+export interface LoaderHost {
+  /** Makes `token` this process's current token for `key`. */
+  remember(key: string, token: Token): void
+  /** Whether a token read from the store is worth serving: usable and not due for refresh. */
+  isFresh(token: Token): boolean
+  /** Why a fetch for `key` starts now. */
+  fetchReason(key: string): FetchReason
+}
+
+export interface LoaderOptions {
+  store: TokenStore
+  fetcher: TokenFetcher
+  /** Ms a token fetch may take: the lock TokenCache asks for outlives it by `lockSlack`. */
+  timeout: number
+  storeTimeout: number
+  now: () => number
+}
+
+/** A store lock outlives the fetch it guards by this much, unless the store says otherwise. */
+const lockSlack = 5_000
+/** Marks a store call that failed or timed out, as opposed to one that found nothing. */
+const storeFailed: unique symbol = Symbol('store failed')
+
+/**
+ * Loads a key's token when the process has none it can use: from the store, else
+ * under the store's lock (distributed single flight) from the token source, and
+ * writes it back. Every store call is bounded by `storeTimeout`: slower, or failed,
+ * is a miss, never a failed request. Single flight within the process is the
+ * caller's (TokenCache's p-memoize): one `load` per key at a time.
+ */
+export class TokenLoader {
+  readonly #store: TokenStore
+  readonly #fetcher: TokenFetcher
+  readonly #timeout: number
+  readonly #storeTimeout: number
+  readonly #now: () => number
+  readonly #host: LoaderHost
+  /**
+   * The token last rejected (401 or invalidate) per key, and the rejection's number:
+   * a copy read from the store, or one a fetch begun before the rejection brings back,
+   * must not land again. A fetch begun after it may bring the same token back (many
+   * sources repeat a token until it expires): that is the source's answer, and kept.
+   */
+  readonly #rejected = new BoundedMap<{ readonly accessToken: string; readonly at: number }>()
+  /** Rejections so far, numbering them. */
+  #rejections = 0
+  /**
+   * Counts `forget()` calls (invalidate without a token, clear). A load that began
+   * before one must not keep what it read or fetched: the caller asked to forget it.
+   * One count for all keys keeps it small; a forget elsewhere costs a fetch at most.
+   */
+  #forgets = 0
+
+  constructor(options: LoaderOptions, host: LoaderHost) {
+    this.#store = options.store
+    this.#fetcher = options.fetcher
+    this.#timeout = options.timeout
+    this.#storeTimeout = options.storeTimeout
+    this.#now = options.now
+    this.#host = host
+  }
+
+  /** `accessToken` was rejected for `key`: it must not come back from the store or an older fetch. */
+  reject(key: string, accessToken: string): void {
+    this.#rejected.set(key, { accessToken, at: ++this.#rejections })
+  }
+
+  /** Whatever loads are running now must not keep what they bring. */
+  forget(): void {
+    this.#forgets++
+  }
+
+  clearRejections(): void {
+    this.#rejected.clear()
+  }
+
+  async load(key: string): Promise<Token> {
+    let forgets = this.#forgets
+    const stored = await this.#fromStore(key)
+    if (stored !== undefined && this.#forgets === forgets) {
+      this.#land(key, stored)
+      return stored
+    }
+    const blocked = this.#fetcher.blocked(key)
+    if (blocked !== undefined) throw blocked
+    const lock = await this.#lockOrWait(key)
+    if (typeof lock !== 'function' && lock !== undefined) {
+      this.#land(key, lock) // another process fetched it meanwhile
+      return lock
+    }
+    // The lock is held until the store has the token (or there is none to store).
+    let written: Promise<unknown> = Promise.resolve()
+    try {
+      forgets = this.#forgets // a fetch begun now comes after any forget so far
+      const rejections = this.#rejections
+      let token = await this.#fetcher.fetch(key, this.#host.fetchReason(key))
+      const rejected = this.#rejected.get(key)
+      if (rejected?.accessToken === token.accessToken && rejected.at > rejections) {
+        // Rejected while this fetch ran, and it brought that token back (it began too
+        // early to know): ask once more, and keep whatever a fetch begun after says.
+        token = await this.#fetcher.fetch(key, this.#host.fetchReason(key))
+      }
+      // Forgotten (invalidated without a token, or cleared) while this fetch ran: serve it,
+      // do not keep it.
+      if (this.#forgets !== forgets) return token
+      this.#land(key, token)
+      // Callers need not wait for the store.
+      written = this.storeCall(() => this.#store.set(key, token, token.expiresAt - this.#now()))
+      return token
+    } finally {
+      if (lock !== undefined) void written.then(() => this.storeCall(lock))
+    }
+  }
+
+  /** `token` becomes the key's current one; whatever lands is not a rejected copy. */
+  #land(key: string, token: Token): void {
+    this.#rejected.delete(key)
+    this.#host.remember(key, token)
+  }
+
+  /** A store call that fails or is slower than `storeTimeout` counts as a miss (`failed`). */
+  async storeCall<T, F = undefined>(call: () => Promise<T>, failed?: F): Promise<T | F> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        call(),
+        new Promise<F>((resolve) => {
+          timer = setTimeout(() => resolve(failed as F), this.#storeTimeout)
+        }),
+      ])
+    } catch {
+      return failed as F
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** A plausible, fresh token from the store that was not rejected, or undefined. */
+  async #fromStore(key: string): Promise<Token | undefined> {
+    // A store is shared and may hold anything: only a plausible token counts.
+    const stored = storedToken(await this.storeCall(() => this.#store.get(key)), this.#now())
+    if (stored === undefined || this.#rejected.get(key)?.accessToken === stored.accessToken) {
+      return undefined
+    }
+    return this.#host.isFresh(stored) ? stored : undefined
+  }
+
+  /**
+   * Distributed single flight, for stores with a lock: take the key's lock (a
+   * release function), or wait for the holder's token to appear in the store
+   * (the token). undefined: no lock to be had (no lock support, the store is
+   * down, or the holder never delivered) — fetch without one.
+   */
+  async #lockOrWait(key: string): Promise<(() => Promise<void>) | Token | undefined> {
+    const { lock } = this.#store
+    if (lock === undefined) return undefined
+    const lockTtl = this.#timeout + lockSlack
+    // A lock squatted by a holder that died lives for the store's own ttl when it has
+    // one: wait about that long for its token, not always timeout + slack.
+    const giveUpAt = Date.now() + Math.min(lockTtl, this.#store.lockTtl ?? lockTtl)
+    for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
+      const release = await this.storeCall(() => lock.call(this.#store, key, lockTtl), storeFailed)
+      if (typeof release === 'function') return release
+      if (release === storeFailed || Date.now() >= giveUpAt) return undefined
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      const token = await this.#fromStore(key)
+      if (token !== undefined) return token
+    }
+  }
+}

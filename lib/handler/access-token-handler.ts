@@ -1,0 +1,303 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { CacheInternals } from '../cache/internal.js'
+import type { TokenCache } from '../cache/token-cache.js'
+import { channels } from '../diagnostics.js'
+import { AccessTokenError, AccessTokenErrorCode } from '../errors.js'
+import { fingerprint } from '../fingerprint.js'
+import { challengeAllowsRetry } from '../oauth/www-authenticate.js'
+import type { Token } from '../types.js'
+import { CallerController, refuse } from './controllers.js'
+import { type AnyHeaders, type TokenHeaders, withHeaders, withTokenHeaders } from './headers.js'
+import { BothApis } from './legacy.js'
+import { canReplay, firstBody, planReplay, type ReplayPlan, replayBody } from './replay.js'
+import type { Controller, Dispatch, DispatchOptions, Handler } from './types.js'
+
+/** What an `accessToken()` interceptor decided once, for every request it decorates. */
+export interface RequestPolicy {
+  readonly cache: TokenCache
+  /** The cache's internals (cache/internal.ts). */
+  readonly internals: CacheInternals
+  /** Which token a request gets; undefined: `'default'`. */
+  readonly keyOf:
+    | ((request: { origin: string; path: string; method: string }) => string)
+    | undefined
+  /** The headers a token is sent in (memoised per token). */
+  readonly headersFor: (token: Token) => TokenHeaders
+  /** Bytes of a one-shot body recorded for the retry; undefined: no retry after a 401. */
+  readonly maxReplayBytes: number | undefined
+}
+
+const defaultKey = 'default'
+/** Bytes of a swallowed 401 body drained (keeping the connection) before it is aborted instead. */
+const maxSwallowBytes = 64 * 1024
+
+/**
+ * Sends a request to a matched `origin` with a token: the cached one at once, or
+ * the one being fetched once it arrives; and once more after a 401 that a new
+ * token may cure. A request that cannot be sent safely is refused through its
+ * handler, never thrown out of dispatch.
+ */
+export function sendWithToken(
+  policy: RequestPolicy,
+  dispatch: Dispatch,
+  options: DispatchOptions,
+  caller: Handler,
+  origin: string,
+): boolean {
+  let key: string
+  let plan: ReplayPlan
+  try {
+    key = keyOf(policy, options, origin)
+    const retries =
+      options.upgrade || options.method === 'CONNECT' ? undefined : policy.maxReplayBytes
+    plan = planReplay(options.body, retries)
+  } catch (error) {
+    return refuse(caller, error)
+  }
+  const token = policy.internals.peek(key)
+  if (token !== undefined && plan.kind === 'none') {
+    // Nothing to retry: no handler of ours in between.
+    try {
+      const headers = withTokenHeaders(
+        options.headers as AnyHeaders,
+        policy.headersFor(token),
+        origin,
+      )
+      return dispatch(withHeaders(options, headers), caller)
+    } catch (error) {
+      return refuse(caller, error)
+    }
+  }
+  return new AccessTokenHandler(policy, dispatch, options, caller, origin, key, plan).start(token)
+}
+
+function keyOf(policy: RequestPolicy, options: DispatchOptions, origin: string): string {
+  const { path, method } = options
+  // RFC 9112 §3.2.2: an absolute-form target names its own authority, which the server
+  // uses instead of the connection's; only origin-form (and `*`) keeps the one matched.
+  if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
+    throw new AccessTokenError(
+      `A request to ${origin} whose path is not origin-form (it names another authority) is refused`,
+      AccessTokenErrorCode.foreignAuthority,
+    )
+  }
+  if (policy.keyOf === undefined) return defaultKey
+  const key = policy.keyOf({ origin, path, method })
+  if (typeof key !== 'string') {
+    throw new AccessTokenError(
+      `accessToken's key(request) must return a string, got ${typeof key}`,
+      AccessTokenErrorCode.badKey,
+    )
+  }
+  return key
+}
+
+/**
+ * One logical request over one or two attempts. The caller sees one request: one
+ * `onRequestStart`, one controller that always drives the live attempt, exactly one
+ * terminal callback. Every attempt goes through #attempt, and everything that goes
+ * wrong — no token, a header that cannot be built, a dispatcher that throws — ends
+ * the request through #fail. On a 401 that a new token may cure, the response is
+ * swallowed, the token renewed (the cache's 401 policy) and the request sent again.
+ */
+class AccessTokenHandler implements Required<Handler> {
+  readonly #policy: RequestPolicy
+  readonly #dispatch: Dispatch
+  /** The caller's options, with the body to send on the first attempt. */
+  readonly #options: DispatchOptions
+  readonly #caller: Handler
+  /** The matched origin, normalised (no userinfo): what events name. */
+  readonly #origin: string
+  readonly #key: string
+  readonly #plan: ReplayPlan
+  readonly #controller = new CallerController((reason) => this.#abortedBetweenAttempts(reason))
+  /** What is dispatched downstream: this handler, speaking the legacy API too. */
+  readonly #downstream: BothApis = new BothApis(this)
+  /** The token the current attempt carries. */
+  #token: Token | undefined
+  #retried = false
+  #callerStarted = false
+  #swallowing = false
+  #swallowedBytes = 0
+  #abortedOversized = false
+  #done = false
+
+  constructor(
+    policy: RequestPolicy,
+    dispatch: Dispatch,
+    options: DispatchOptions,
+    caller: Handler,
+    origin: string,
+    key: string,
+    plan: ReplayPlan,
+  ) {
+    this.#policy = policy
+    this.#dispatch = dispatch
+    const body = firstBody(plan, options.body)
+    this.#options = body === options.body ? options : { ...options, body }
+    this.#caller = caller
+    this.#origin = origin
+    this.#key = key
+    this.#plan = plan
+  }
+
+  /** Sends now with `token`, or once the key's token arrives. */
+  start(token: Token | undefined): boolean {
+    if (token !== undefined) return this.#attempt(token)
+    // The caller gets its controller at once, so an abort while the token is fetched ends it now.
+    this.#startCaller({})
+    this.#when(this.#policy.cache.get(this.#key))
+    return true
+  }
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    if (this.#done) {
+      // The caller gave up while this attempt waited for a connection.
+      controller.abort(this.#controller.reason ?? new Error('Request aborted'))
+      return
+    }
+    this.#controller.attach(controller)
+    this.#startCaller(context)
+  }
+
+  onRequestUpgrade(
+    _controller: Controller,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    if (this.#done) return
+    this.#done = true
+    this.#caller.onRequestUpgrade?.(this.#controller, statusCode, headers, socket)
+  }
+
+  onResponseStart(
+    _controller: Controller,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    if (this.#done) return
+    if (statusCode === 401 && this.#mayRetry(headers)) {
+      this.#swallowing = true // the caller never sees this response
+      return
+    }
+    this.#caller.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#done) return
+    if (this.#swallowing) {
+      this.#swallowedBytes += chunk.length
+      if (this.#swallowedBytes > maxSwallowBytes && !this.#abortedOversized) {
+        // Draining keeps the connection; a huge 401 body is not worth it.
+        this.#abortedOversized = true
+        controller.abort(new Error('Discarding an oversized 401 response body'))
+      }
+      return
+    }
+    this.#caller.onResponseData?.(this.#controller, chunk)
+  }
+
+  onResponseEnd(_controller: Controller, trailers: IncomingHttpHeaders): void {
+    if (this.#done) return
+    this.#controller.detach()
+    if (this.#swallowing) {
+      this.#retry()
+      return
+    }
+    this.#done = true
+    try {
+      this.#caller.onResponseEnd?.(this.#controller, trailers)
+    } catch (error) {
+      // A handler may throw here to turn the end into an error (undici's retry handler does
+      // after a 5xx): undici then reports it through onResponseError, which must reach it.
+      this.#done = false
+      throw error
+    }
+  }
+
+  onResponseError(_controller: Controller, error: Error): void {
+    if (this.#done) return
+    this.#controller.detach()
+    if (this.#swallowing && this.#abortedOversized && !this.#controller.aborted) {
+      this.#retry() // our own abort of the 401 body, not the caller's
+      return
+    }
+    this.#done = true
+    this.#caller.onResponseError?.(this.#controller, error)
+  }
+
+  /** One attempt with `token` (and `body` instead of the first one, on the retry). */
+  #attempt(token: Token, body?: unknown): boolean {
+    if (this.#done) return true
+    this.#token = token
+    try {
+      const headers = withTokenHeaders(
+        this.#options.headers as AnyHeaders,
+        this.#policy.headersFor(token),
+        this.#origin,
+      )
+      return this.#dispatch(withHeaders(this.#options, headers, body), this.#downstream)
+    } catch (error) {
+      this.#fail(error)
+      return true
+    }
+  }
+
+  /** An attempt once `token` arrives; none arriving ends the request unsent (fail closed). */
+  #when(token: Promise<Token>, body?: unknown): void {
+    token.then(
+      (value) => this.#attempt(value, body),
+      (error: unknown) => this.#fail(error),
+    )
+  }
+
+  #mayRetry(headers: IncomingHttpHeaders): boolean {
+    if (this.#retried || this.#token === undefined || !canReplay(this.#plan)) return false
+    // RFC 6750 §3.1: only an invalid (expired, revoked) token is cured by a new one.
+    if (!challengeAllowsRetry(headers['www-authenticate'])) return false
+    return this.#policy.internals.mayRetryAfter401(this.#key, this.#token.accessToken)
+  }
+
+  #retry(): void {
+    this.#swallowing = false
+    this.#retried = true
+    const rejected = (this.#token as Token).accessToken
+    if (channels.retry.hasSubscribers) {
+      channels.retry.publish({
+        key: this.#key,
+        origin: this.#origin,
+        fingerprint: fingerprint(rejected),
+      })
+    }
+    this.#when(
+      this.#policy.internals.tokenAfter401(this.#key, rejected),
+      replayBody(this.#plan, this.#options.body),
+    )
+  }
+
+  #startCaller(context: unknown): void {
+    if (this.#callerStarted) return
+    this.#callerStarted = true
+    this.#caller.onRequestStart?.(this.#controller, context)
+  }
+
+  /** The one way a request ends without (another) attempt: `error` to the caller. */
+  #fail(error: unknown): void {
+    if (this.#done) return
+    this.#startCaller({})
+    if (this.#done) return // aborted from onRequestStart
+    this.#done = true
+    const reason = error instanceof Error ? error : new Error(String(error))
+    this.#caller.onResponseError?.(this.#controller, reason)
+  }
+
+  /** The caller aborted while no attempt was live to report it: report it now. */
+  #abortedBetweenAttempts(reason: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.#caller.onResponseError?.(this.#controller, reason)
+  }
+}
