@@ -1,5 +1,18 @@
 export { TokenCache, type TokenCacheOptions } from './cache/token-cache.js'
 export {
+  type BackoffMessage,
+  type CacheHitMessage,
+  type CacheMissMessage,
+  channelNames,
+  type ErrorSummary,
+  type FetchErrorMessage,
+  type FetchStartMessage,
+  type FetchSuccessMessage,
+  type InvalidateMessage,
+  type RefreshAheadMessage,
+  type RetryMessage,
+} from './diagnostics.js'
+export {
   AccessTokenError,
   AccessTokenErrorCode,
   TokenRequestError,

@@ -6,7 +6,7 @@ export type Origins = string | URL | ReadonlyArray<string | URL> | ((origin: str
  * lower-cased, default port dropped, no path (the WHATWG URL origin). Anything
  * without an http(s) origin becomes `'null'`, which nothing matches.
  */
-export function normalizeOrigin(origin: string | URL): string {
+function normalizeOrigin(origin: string | URL): string {
   try {
     return (typeof origin === 'string' ? new URL(origin) : origin).origin
   } catch {

@@ -142,7 +142,7 @@ function describe(value: unknown): string {
 }
 
 /** Whether a value read from a store has a Token's shape. */
-export function isToken(value: unknown): value is Token {
+function isToken(value: unknown): value is Token {
   if (typeof value !== 'object' || value === null) return false
   const token = value as Partial<Token>
   return (

@@ -98,7 +98,7 @@ export class CallerController extends ControllerState {
 }
 
 /** The controller of a request that is never sent: nothing to pause or abort. */
-export class RefusedController extends ControllerState {
+class RefusedController extends ControllerState {
   protected onAbort(): void {}
 }
 

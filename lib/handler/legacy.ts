@@ -12,7 +12,7 @@ type Headers = IncomingHttpHeaders
  * Its legacy methods hand the callbacks straight to the handler, for a
  * dispatcher that only speaks that API (Node 20/22's bundled undici 6).
  */
-export class LegacyHandlerAdapter implements Handler, LegacyHandler {
+class LegacyHandlerAdapter implements Handler, LegacyHandler {
   readonly #handler: LegacyHandler
 
   constructor(handler: LegacyHandler) {

@@ -50,7 +50,7 @@ function isResendable(body: unknown): boolean {
 }
 
 /** A one-shot body recorded while it is sent, so that it can be sent again. */
-export class BodyRecording {
+class BodyRecording {
   /** Send this instead of the original body: it yields the same chunks. */
   readonly body: AsyncGenerator<unknown>
   #chunks: Buffer[] | undefined = []

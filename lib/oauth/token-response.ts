@@ -127,7 +127,7 @@ function oauthError(fields: object, redact: (text: string) => string): OAuthErro
 }
 
 /** `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP date; seconds from now. */
-export function parseRetryAfter(
+function parseRetryAfter(
   value: string | null | undefined,
   now: number = Date.now(),
 ): number | undefined {
