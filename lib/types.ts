@@ -39,8 +39,15 @@ export interface TokenStore {
   /**
    * Ms the store keeps a lock whatever ttl `lock` is asked for (`redisStore`'s
    * `lockTtl`), when it has such a setting: a lock whose holder died lives that long,
-   * so TokenCache waits for the holder's token about that long, no more.
+   * so TokenCache waits for the holder's token about twice that long (a takeover), no more.
    */
   readonly lockTtl?: number | undefined
+  /**
+   * Resolves once the store can answer — `redisStore`: once its client's first
+   * connection has settled, ready or failed — and at once when there is nothing to
+   * wait for; never rejects. Before a fetch, TokenCache waits for it (at most its
+   * `timeout`) so that a process starting with a cold cache reads the shared token.
+   */
+  ready?(): Promise<void>
   clear?(): Promise<void>
 }

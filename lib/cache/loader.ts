@@ -24,6 +24,8 @@ export interface LoaderOptions {
 
 /** A store lock outlives the fetch it guards by this much, unless the store says otherwise. */
 const lockSlack = 5_000
+/** Longest pause between two tries for another process's lock (they start at 25 ms and double). */
+const maxLockPoll = 250
 /** Marks a store call that failed or timed out, as opposed to one that found nothing. */
 const storeFailed: unique symbol = Symbol('store failed')
 
@@ -82,6 +84,7 @@ export class TokenLoader {
 
   async load(key: string): Promise<Token> {
     let forgets = this.#forgets
+    await this.#storeReady()
     const stored = await this.#fromStore(key)
     if (stored !== undefined && this.#forgets === forgets) {
       this.#land(key, stored)
@@ -141,6 +144,31 @@ export class TokenLoader {
     }
   }
 
+  /**
+   * Waits, at most `timeout`, for a store whose client is still making its first
+   * connection (`store.ready()`): every store call meanwhile would be a miss — a
+   * fetch of this process's own, N fetches for N replicas starting together — and
+   * a first connection can take longer than `storeTimeout`. A store that is ready,
+   * reconnecting after an outage or down resolves at once.
+   */
+  async #storeReady(): Promise<void> {
+    const { ready } = this.#store
+    if (ready === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        ready.call(this.#store),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.#timeout)
+        }),
+      ])
+    } catch {
+      // A store that cannot say is asked anyway: its calls fail or time out as misses.
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** A plausible, fresh token from the store that was not rejected, or undefined. */
   async #fromStore(key: string): Promise<Token | undefined> {
     // A store is shared and may hold anything: only a plausible token counts.
@@ -161,10 +189,12 @@ export class TokenLoader {
     const { lock } = this.#store
     if (lock === undefined) return undefined
     const lockTtl = this.#timeout + lockSlack
-    // A lock squatted by a holder that died lives for the store's own ttl when it has
-    // one: wait about that long for its token, not always timeout + slack.
-    const giveUpAt = Date.now() + Math.min(lockTtl, this.#store.lockTtl ?? lockTtl)
-    for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
+    // With a store's own lock ttl L, a dead holder's lock is gone after L and a waiter
+    // takes over, whose fetch its lock bounds by L again: a lock still held after two
+    // lifetimes (and a poll) is squatted — stop waiting and fetch, not timeout + slack.
+    const giveUpAt =
+      Date.now() + Math.min(lockTtl, 2 * (this.#store.lockTtl ?? lockTtl) + maxLockPoll)
+    for (let delay = 25; ; delay = Math.min(delay * 2, maxLockPoll)) {
       const release = await this.storeCall(() => lock.call(this.#store, key, lockTtl), storeFailed)
       if (typeof release === 'function') return release
       if (release === storeFailed || Date.now() >= giveUpAt) return undefined

@@ -25,6 +25,16 @@ export interface RedisStoreOptions {
 export interface RedisTokenStore extends TokenStore {
   lock(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined>
   clear(): Promise<void>
+  /**
+   * Resolves once the client's first connection has settled (ready, or its first
+   * attempt failed); at once when it is ready, reconnecting after an outage, or closed.
+   * Never rejects. TokenCache waits for it (at most its `timeout`) before it reads the
+   * store, so a replica that gets requests while its client is still connecting shares
+   * the fleet's token instead of fetching one of its own.
+   */
+  ready(): Promise<void>
+  /** The `lockTtl` option: how long a fetch lock lives, when set; else TokenCache's choice. */
+  readonly lockTtl: number | undefined
 }
 
 const defaultPrefix = 'undici-access-token:'
@@ -59,7 +69,7 @@ const maxScanRounds = 100_000
 class RedisStore implements RedisTokenStore {
   readonly #redis: RedisCommander
   readonly #prefix: string
-  readonly #lockTtl: number | undefined
+  readonly lockTtl: number | undefined
   readonly #codec: TokenCodec
 
   constructor(options: RedisStoreOptions) {
@@ -77,9 +87,13 @@ class RedisStore implements RedisTokenStore {
     ) {
       throw new RangeError(`lockTtl must be a positive number of ms, got ${String(lockTtl)}`)
     }
-    this.#lockTtl = lockTtl
+    this.lockTtl = lockTtl
     this.#codec =
       options.encryptionKey === undefined ? plainCodec() : encryptedCodec(options.encryptionKey)
+  }
+
+  ready(): Promise<void> {
+    return this.#redis.firstConnection()
   }
 
   async get(key: string): Promise<Token | undefined> {
@@ -124,7 +138,7 @@ class RedisStore implements RedisTokenStore {
    * fetch a token, which is harmless; so one Redis node is enough, no Redlock.
    */
   async lock(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
-    const ms = Math.ceil(this.#lockTtl ?? ttlMs)
+    const ms = Math.ceil(this.lockTtl ?? ttlMs)
     if (!(ms >= 1 && ms < 2 ** 53)) {
       throw new RangeError(`lock ttl must be a positive number of ms, got ${String(ttlMs)}`)
     }

@@ -7,7 +7,7 @@ import {
   startTokenEndpoint,
   type TokenEndpoint,
 } from '../helpers/servers.js'
-import { startWorkers, stopWorkers } from './helpers/workers.js'
+import { startLimit, startWorkers, stopWorkers } from './helpers/workers.js'
 
 const replicas = 8
 const concurrent = 100
@@ -25,23 +25,27 @@ afterAll(async () => {
   await Promise.all([api?.close(), endpoint?.close()])
 })
 
-test(`baseline without redisStore: ${replicas} replicas × ${concurrent} requests → one token request per replica`, async () => {
-  const before = endpoint.requests.length
-  const workers = await startWorkers(replicas, {
-    kind: 'memory',
-    redisPort: 0,
-    api: api.origin,
-    tokenUrl: `${endpoint.origin}/token`,
-    prefix: '',
-  })
-  try {
-    const results = await Promise.all(workers.map((w) => w.burst(concurrent)))
-    for (const [index, result] of results.entries()) {
-      expect(result.errors, `replica ${index}`).toEqual([])
-      expect(result.statuses, `replica ${index}`).toEqual(Array(concurrent).fill(200))
+test(
+  `baseline without redisStore: ${replicas} replicas × ${concurrent} requests → one token request per replica`,
+  async () => {
+    const before = endpoint.requests.length
+    const workers = await startWorkers(replicas, {
+      kind: 'memory',
+      redisPort: 0,
+      api: api.origin,
+      tokenUrl: `${endpoint.origin}/token`,
+      prefix: '',
+    })
+    try {
+      const results = await Promise.all(workers.map((w) => w.burst(concurrent)))
+      for (const [index, result] of results.entries()) {
+        expect(result.errors, `replica ${index}`).toEqual([])
+        expect(result.statuses, `replica ${index}`).toEqual(Array(concurrent).fill(200))
+      }
+      expect(endpoint.requests.length - before).toBe(replicas)
+    } finally {
+      await stopWorkers(workers)
     }
-    expect(endpoint.requests.length - before).toBe(replicas)
-  } finally {
-    await stopWorkers(workers)
-  }
-})
+  },
+  startLimit + 20_000,
+)

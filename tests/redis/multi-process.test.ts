@@ -10,7 +10,13 @@ import {
 } from '../helpers/servers.js'
 import { clientKinds } from './fixtures/clients.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
-import { requesterOf, startWorkers, stopWorkers, type Worker } from './helpers/workers.js'
+import {
+  requesterOf,
+  startLimit,
+  startWorkers,
+  stopWorkers,
+  type Worker,
+} from './helpers/workers.js'
 
 const replicas = 8
 const concurrent = 100
@@ -70,7 +76,7 @@ describe.each(clientKinds)(`${replicas} replicas sharing redisStore with %s`, (k
       // Two revocations a moment apart in this test: allow the second forced renewal.
       cache: { minRenewalInterval: 0 },
     })
-  })
+  }, startLimit + 10_000)
 
   afterAll(async () => {
     await stopWorkers(workers)

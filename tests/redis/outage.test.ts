@@ -12,6 +12,7 @@ import { clientKinds } from './fixtures/clients.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
 import {
   type BurstResult,
+  startLimit,
   startWorkers,
   stopWorkers,
   type Worker,
@@ -69,7 +70,7 @@ describe.each(clientKinds)('with %s', (kind) => {
       encryptionKey: randomBytes(32).toString('base64'),
       cache: { minRenewalInterval: 0 },
     })
-  })
+  }, startLimit + 10_000)
 
   afterAll(async () => {
     await stopWorkers(workers)

@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type ApiServer, startApi, startServer, type TestServer } from '../helpers/servers.js'
 import { clientKinds } from './fixtures/clients.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
-import { requesterOf, startWorkers, stopWorkers, type Worker } from './helpers/workers.js'
+import {
+  requesterOf,
+  startLimit,
+  startWorkers,
+  stopWorkers,
+  type Worker,
+} from './helpers/workers.js'
 
 const lockTtl = 1_000
 const replicas = 4
@@ -52,7 +58,7 @@ describe.each(clientKinds)('with %s', (kind) => {
       prefix: `takeover-${kind}-${randomBytes(4).toString('hex')}:`,
       lockTtl,
     })
-  })
+  }, startLimit + 10_000)
 
   afterAll(async () => {
     await stopWorkers(workers)

@@ -19,6 +19,19 @@ export interface WorkerConfig {
   encryptionKey?: string
   /** Extra TokenCache options, e.g. `{ minRenewalInterval: 0 }`. */
   cache?: Record<string, number>
+  /**
+   * 'background': the worker does not wait for its Redis client before serving (the
+   * README's ioredis example; node-redis with `connect()` not awaited). Default: it
+   * waits until the client is ready.
+   */
+  connect?: 'await' | 'background'
+  /** Send this many requests at start, as soon as the interceptor exists: see `Worker.startBurst`. */
+  startBurst?: number
+}
+
+export interface StartBurstResult extends BurstResult {
+  /** Whether the Redis client was ready when the start burst began. */
+  readyAtStart: boolean
 }
 
 export interface BurstResult {
@@ -34,6 +47,8 @@ export interface Worker {
   readonly stderr: () => string
   /** `count` concurrent requests to `${api}${path}/…`; their statuses (0 = failed) and errors. */
   burst(count: number, path?: string): Promise<BurstResult>
+  /** With `startBurst`: the burst sent at start (bounded; a worker that exits or times out reports an error). */
+  startBurst(): Promise<StartBurstResult>
   /** Whether its Redis client is connected. */
   redisReady(): Promise<boolean>
   /** Whether it is still running. */
@@ -43,6 +58,9 @@ export interface Worker {
 
 let nextId = 0
 
+/** Most ms `startWorkers` waits for its replicas to serve; test files give their hooks more. */
+export const startLimit = 30_000
+
 function startWorker(index: number, config: WorkerConfig): Worker {
   const child = fork(fixture, [JSON.stringify({ ...config, index })], {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -50,6 +68,30 @@ function startWorker(index: number, config: WorkerConfig): Worker {
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString()
+  })
+  // Listening from the start: the start burst may end before anyone asks for it.
+  const startBurst = new Promise<StartBurstResult>((resolve) => {
+    const failed = (error: string): StartBurstResult => ({
+      readyAtStart: false,
+      statuses: [],
+      errors: [`worker ${index}: ${error}\n${stderr}`],
+    })
+    if (config.startBurst === undefined) {
+      resolve(failed('started without startBurst'))
+      return
+    }
+    // From the fork: the process must start (startLimit), then the burst end (15 s).
+    const limit = startLimit + 15_000
+    const timer = setTimeout(() => resolve(failed(`no start burst in ${limit} ms`)), limit)
+    child.on('message', (message: { type?: string } & StartBurstResult) => {
+      if (message.type !== 'start-burst') return
+      clearTimeout(timer)
+      resolve(message)
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve(failed(`exited (${code ?? signal})`))
+    })
   })
   const ask = <T>(message: Record<string, unknown>, timeoutMs: number): Promise<T> => {
     const id = nextId++
@@ -90,6 +132,7 @@ function startWorker(index: number, config: WorkerConfig): Worker {
     child,
     stderr: () => stderr,
     burst: (count, path = '/readers') => ask<BurstResult>({ type: 'burst', count, path }, 15_000),
+    startBurst: () => startBurst,
     redisReady: async () => (await ask<{ ready: boolean }>({ type: 'status' }, 2_000)).ready,
     alive: () => child.exitCode === null && child.signalCode === null,
     async close() {
@@ -105,7 +148,11 @@ function startWorker(index: number, config: WorkerConfig): Worker {
   }
 }
 
-/** Starts `count` replicas and resolves once each has connected to Redis (at most 10 s). */
+/**
+ * Starts `count` replicas and resolves once each is serving — connected to Redis
+ * unless `connect: 'background'` — at most `startLimit`. A bound, not a measurement:
+ * 8 Node processes loading undici, ioredis and redis on 2 busy cores take seconds.
+ */
 export async function startWorkers(count: number, config: WorkerConfig): Promise<Worker[]> {
   const workers = Array.from({ length: count }, (_, index) => startWorker(index, config))
   try {
@@ -124,8 +171,13 @@ export async function startWorkers(count: number, config: WorkerConfig): Promise
         let timer: NodeJS.Timeout | undefined
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`worker ${worker.index} not ready in 10 s\n${worker.stderr()}`)),
-            10_000,
+            () =>
+              reject(
+                new Error(
+                  `worker ${worker.index} not ready in ${startLimit} ms\n${worker.stderr()}`,
+                ),
+              ),
+            startLimit,
           )
         })
         try {
