@@ -63,7 +63,7 @@ function isNodeRedis(client: RedisClient): client is NodeRedisClient {
  * that misses would add a command that waits for the reconnect, and the queue grows
  * without bound. So a command is refused here at once when the client is not ready —
  * TokenCache counts the rejection as a miss and fetches locally — whatever options
- * the caller chose. The recommended options (README) fail in-flight commands fast too.
+ * the caller chose. The recommended options (docs/replicas.md) fail in-flight commands fast too.
  *
  * The one wait is for a client's first connection (`firstConnection()`): a replica
  * that gets requests while its client is still connecting — `new Redis()` connects in

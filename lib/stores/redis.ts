@@ -9,7 +9,7 @@ export type { IoRedisClient, NodeRedisClient, RedisClient } from './redis-client
 export interface RedisStoreOptions {
   /**
    * A node-redis (`createClient()`) or ioredis (`new Redis()`) client, connected by
-   * you and shared with the rest of your app. Recommended options: the README's
+   * you and shared with the rest of your app. Recommended options: docs/replicas.md's
    * "Running many replicas".
    */
   client: RedisClient
