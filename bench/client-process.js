@@ -8,8 +8,9 @@
 //   rollover  open-loop load on a warmed client of kind `name`
 import { Agent, request, setGlobalDispatcher, fetch as undiciFetch } from 'undici'
 import { accessToken } from 'undici-access-token'
+import { sleep } from '../tests/support/async.js'
 import { connections, kind, passThrough } from './clients.js'
-import { serve, sleep } from './util.js'
+import { serve } from './util.js'
 
 // Built-in fetch (the naive, hand-written and @badgateway clients, and this package's token
 // requests) gets 64 connections per origin, like every other client.

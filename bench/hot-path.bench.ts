@@ -6,6 +6,7 @@ import { bench, describe } from 'vitest'
 import { internalsOf } from '../lib/cache/internal.js'
 import { authorizationHeader, tokenHeaders, withTokenHeaders } from '../lib/handler/headers.js'
 import { accessToken, TokenCache } from '../lib/index.js'
+import { instantDownstream } from '../tests/support/handlers.js'
 
 const origin = 'https://api.example.com'
 const fetchToken = async () => ({ accessToken: 'bench-token', expiresIn: 3600 })
@@ -78,20 +79,7 @@ type Dispatch = (
   options: Dispatcher.DispatchOptions,
   handler: Dispatcher.DispatchHandler,
 ) => boolean
-const controller = {
-  aborted: false,
-  paused: false,
-  reason: null,
-  abort() {},
-  pause() {},
-  resume() {},
-} as unknown as Dispatcher.DispatchController
-const downstream: Dispatch = (_options, handler) => {
-  handler.onRequestStart?.(controller, {})
-  handler.onResponseStart?.(controller, 200, {}, 'OK')
-  handler.onResponseEnd?.(controller, {})
-  return true
-}
+const downstream: Dispatch = instantDownstream
 class CallerHandler implements Dispatcher.DispatchHandler {
   onRequestStart(): void {}
   onResponseStart(): void {}

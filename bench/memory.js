@@ -15,6 +15,7 @@
 import { GCProfiler } from 'node:v8'
 import { Agent, request } from 'undici'
 import { accessToken, memoryStore } from 'undici-access-token'
+import { instantDownstream } from '../tests/support/handlers.js'
 import { passThrough } from './clients.js'
 
 const origin = process.argv[2] ?? 'http://127.0.0.1:9'
@@ -50,25 +51,8 @@ async function measure(fn) {
   return { ns, allocated: after - before + freed }
 }
 
-/** A controller for the synchronous downstream. */
-const controller = {
-  aborted: false,
-  paused: false,
-  reason: null,
-  abort() {},
-  pause() {},
-  resume() {},
-}
-
 /** Downstream dispatch that answers 200 at once, with no socket. */
-const downstream = /** @type {(opts: unknown, handler: any) => boolean} */ (
-  (_opts, handler) => {
-    handler.onRequestStart?.(controller, {})
-    handler.onResponseStart?.(controller, 200, {}, 'OK')
-    handler.onResponseEnd?.(controller, {})
-    return true
-  }
-)
+const downstream = instantDownstream
 
 let completed = 0
 /** The caller's handler, new API, as undici's request() makes one per request. */

@@ -1,15 +1,17 @@
 // @ts-check
 // The benchmark's loopback servers, in a process of their own (bench/run.js forks this file),
 // so that the client process measures client work only:
-// - a token endpoint (node:http): answers any POST with a fresh bearer token after `tokenDelay` ms;
-// - a protected API (node:http): 200 for a token it issued that has not expired, else 401 with
-//   `WWW-Authenticate: Bearer error="invalid_token"`;
+// - a token endpoint (tests/support/servers.js): answers any POST with a fresh bearer token
+//   after `tokenDelay` ms;
+// - a protected API (tests/support/servers.js, keeping no hits): 200 for a token it issued that
+//   has not expired, else 401 with `WWW-Authenticate: Bearer error="invalid_token"`;
 // - a minimal HTTP/1.1 responder (node:net) for the hot path: a canned 200 for every request
 //   head it reads, no parsing beyond finding the end of the head, so the client is the bottleneck.
 // Controlled over the fork's IPC channel: `configure`, `stats`. Exits when the parent goes away.
 import { once } from 'node:events'
-import { createServer } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
+import { sleep } from '../tests/support/async.js'
+import { startApi, startTokenEndpoint } from '../tests/support/servers.js'
 import { serve } from './util.js'
 
 const state = {
@@ -17,10 +19,6 @@ const state = {
   lifetime: 3600,
   /** Token endpoint latency, ms. */
   tokenDelay: 0,
-  issued: 0,
-  tokenRequests: 0,
-  /** @type {number[]} epoch ms at which each token request arrived */
-  tokenTimes: [],
   /** @type {Map<string, number>} token → epoch ms at which it expires */
   valid: new Map(),
   apiHits: 0,
@@ -30,39 +28,39 @@ const state = {
   expired: 0,
 }
 
-const idp = createServer((req, res) => {
-  req.resume()
-  req.on('end', () => {
-    state.tokenRequests++
-    state.tokenTimes.push(Date.now())
-    const answer = () => {
-      const token = `bench-${++state.issued}-${Math.random().toString(36).slice(2, 10)}`
-      state.valid.set(token, Date.now() + state.lifetime * 1000)
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      res.end(
-        JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: state.lifetime }),
-      )
+/** Both servers keep connections as long as the clients do. */
+const http = { keepAliveTimeout: 60_000, headersTimeout: 65_000 }
+
+const idp = await startTokenEndpoint({
+  ...http,
+  async respond(n) {
+    // The token is made when the answer goes out, so that its expiry here is what the client sees.
+    if (state.tokenDelay > 0) await sleep(state.tokenDelay)
+    const token = `bench-${n}-${Math.random().toString(36).slice(2, 10)}`
+    state.valid.set(token, Date.now() + state.lifetime * 1000)
+    return {
+      headers: { 'cache-control': 'no-store' },
+      body: { access_token: token, token_type: 'Bearer', expires_in: state.lifetime },
     }
-    if (state.tokenDelay > 0) setTimeout(answer, state.tokenDelay)
-    else answer()
-  })
+  },
 })
 
-const api = createServer((req, res) => {
-  req.resume()
-  state.apiHits++
-  const authorization = req.headers.authorization ?? ''
-  const token = authorization.startsWith('Bearer ') ? authorization.slice(7) : ''
-  const expiresAt = state.valid.get(token)
-  if (expiresAt === undefined || Date.now() >= expiresAt) {
+const api = await startApi({
+  ...http,
+  record: false, // millions of hits: count them, keep none
+  accept(authorization = '') {
+    state.apiHits++
+    const token = authorization.startsWith('Bearer ') ? authorization.slice(7) : ''
+    const expiresAt = state.valid.get(token)
     if (expiresAt === undefined) state.unauthenticated++
-    else state.expired++
-    res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' })
-    res.end()
-    return
-  }
-  res.writeHead(200, { 'content-type': 'text/plain' })
-  res.end('ok')
+    else if (Date.now() >= expiresAt) state.expired++
+    else return true
+    return false
+  },
+  respond: (_, accepted) =>
+    accepted
+      ? { headers: { 'content-type': 'text/plain' }, body: 'ok' }
+      : { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } },
 })
 
 const canned = Buffer.from(
@@ -87,29 +85,18 @@ const fast = createNetServer((socket) => {
   socket.on('error', () => {})
 })
 
-for (const server of [idp, api]) {
-  server.keepAliveTimeout = 60_000
-  server.headersTimeout = 65_000
-}
+fast.listen(0, '127.0.0.1')
+await once(fast, 'listening')
+const { port } = /** @type {import('node:net').AddressInfo} */ (fast.address())
 
-/** @param {import('node:net').Server} server */
-async function listen(server) {
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = /** @type {import('node:net').AddressInfo} */ (server.address())
-  return `http://127.0.0.1:${address.port}`
-}
-
-const origins = { idp: await listen(idp), api: await listen(api), fast: await listen(fast) }
+const origins = { idp: idp.origin, api: api.origin, fast: `http://127.0.0.1:${port}` }
 
 serve(
   {
     configure(/** @type {{ lifetime?: number, tokenDelay?: number }} */ options) {
       state.lifetime = options.lifetime ?? 3600
       state.tokenDelay = options.tokenDelay ?? 0
-      state.issued = 0
-      state.tokenRequests = 0
-      state.tokenTimes = []
+      idp.reset()
       state.valid.clear()
       state.apiHits = 0
       state.unauthenticated = 0
@@ -117,8 +104,8 @@ serve(
       return {}
     },
     stats: () => ({
-      tokenRequests: state.tokenRequests,
-      tokenTimes: state.tokenTimes,
+      tokenRequests: idp.requests.length,
+      tokenTimes: idp.requests.map((request) => request.receivedAt),
       apiHits: state.apiHits,
       unauthenticated: state.unauthenticated,
       expired: state.expired,

@@ -144,9 +144,6 @@ export function percentile(sorted, p) {
   return /** @type {number} */ (sorted[rank])
 }
 
-/** @param {number} ms */
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
 /** `12 345` */
 export function int(/** @type {number} */ value) {
   return Number.isFinite(value)

@@ -12,8 +12,9 @@
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 import { accessToken, clientCredentials } from 'undici-access-token'
+import { sleep, until, withTimeout } from '../tests/support/async.js'
 import { composition } from './compose.js'
-import { startApi, startOther, startTokenEndpoint } from './servers.js'
+import { startServers } from './servers.js'
 
 const [alias, pathName] = process.argv.slice(2)
 if (alias !== 'undici7' && alias !== 'undici8') throw new Error(`unknown undici alias ${alias}`)
@@ -24,10 +25,8 @@ const concurrency = 10
 const checkTimeout = 10_000
 const stream = Symbol('stream body')
 
-const api = await startApi()
-const other = await startOther()
-api.otherOrigin = other.origin
-const tokenEndpoint = await startTokenEndpoint(api)
+const servers = await startServers()
+const { api, other, tokenEndpoint } = servers
 
 if (pathName === 'fetch-global-builtin') {
   // Built-in fetch runs before undici is loaded, so Node's own dispatcher holds the global
@@ -134,36 +133,11 @@ let globalBase
 
 const follows = pathName !== 'request' // fetch follows redirects itself; undici.request does not
 
-function reset() {
-  api.hits = []
-  api.flaky.clear()
-  other.hits = []
-  tokenEndpoint.reset()
-}
-
 function expect(condition, message) {
   if (!condition) throw new Error(message)
 }
 
 const show = (value) => JSON.stringify(value)
-
-function withTimeout(promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what} took over ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
-
-async function until(condition, ms, what) {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 function isAbort(error) {
   for (let e = error; e; e = e.cause) {
@@ -198,11 +172,17 @@ function pathChecks(path) {
         answers.every((answer) => answer.status === 200),
         `statuses ${show(answers.map((a) => a.status))}`,
       )
-      expect(tokenEndpoint.requests === 1, `${tokenEndpoint.requests} token requests, not 1`)
+      expect(
+        tokenEndpoint.requests.length === 1,
+        `${tokenEndpoint.requests.length} token requests, not 1`,
+      )
       expect(api.hits.length === concurrency, `${api.hits.length} API hits`)
       const token = bearer(lastToken())
       for (const hit of api.hits) {
-        expect(show(hit.authorization) === show(token), `authorization ${show(hit.authorization)}`)
+        expect(
+          show(hit.authorizations) === show(token),
+          `authorization ${show(hit.authorizations)}`,
+        )
       }
     },
 
@@ -222,7 +202,7 @@ function pathChecks(path) {
         (answer) => ({ answer }),
         (error) => ({ error }),
       )
-      await until(() => tokenEndpoint.requests === 1, 3_000, 'the token request')
+      await until(() => tokenEndpoint.requests.length === 1, 3_000, 'the token request')
       controller.abort()
       const outcome = await withTimeout(pending, 2_000, 'the aborted request')
       expect(outcome.error, `the aborted request resolved ${show(outcome.answer)}`)
@@ -230,8 +210,11 @@ function pathChecks(path) {
       tokenEndpoint.release()
       const after = await send(dispatcher, `${api.origin}/echo`)
       expect(after.status === 200, `next request: ${after.status}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      expect(tokenEndpoint.requests === 1, `${tokenEndpoint.requests} token requests, not 1`)
+      await sleep(50)
+      expect(
+        tokenEndpoint.requests.length === 1,
+        `${tokenEndpoint.requests.length} token requests, not 1`,
+      )
       expect(
         api.hits.length === 1,
         `API hits ${show(api.hits.map((h) => h.url))}: aborted one sent`,
@@ -241,12 +224,12 @@ function pathChecks(path) {
     async 'another origin gets no token'() {
       const dispatcher = path.dispatcher(newAuth())
       const cold = await send(dispatcher, `${other.origin}/cold`)
-      expect(cold.status === 200 && tokenEndpoint.requests === 0, 'a token fetched for it')
+      expect(cold.status === 200 && tokenEndpoint.requests.length === 0, 'a token fetched for it')
       expect((await send(dispatcher, `${api.origin}/echo`)).status === 200, 'API call failed')
       const warm = await send(dispatcher, `${other.origin}/warm`)
       expect(warm.status === 200, `status ${warm.status}`)
       for (const hit of other.hits) {
-        expect(hit.authorization.length === 0, `${hit.url} got authorization`)
+        expect(hit.authorizations.length === 0, `${hit.url} got authorization`)
       }
       expect(other.hits.length === 2, `${other.hits.length} hits at the other origin`)
     },
@@ -265,10 +248,10 @@ function pathChecks(path) {
         expect(other.hits.length === 0, 'undici.request followed a redirect')
       }
       for (const hit of api.hits) {
-        expect(show(hit.authorization) === show(token), `${hit.url}: ${show(hit.authorization)}`)
+        expect(show(hit.authorizations) === show(token), `${hit.url}: ${show(hit.authorizations)}`)
       }
       expect(
-        other.hits.every((hit) => hit.authorization.length === 0),
+        other.hits.every((hit) => hit.authorizations.length === 0),
         'token sent elsewhere',
       )
     },
@@ -282,14 +265,17 @@ async function renewal(path, body) {
   expect(warm.status === 200, `warm-up: ${warm.status}`)
   const rejected = lastToken()
   api.revoke(rejected)
-  api.hits = []
+  api.hits.length = 0
   const answer = await path.send(dispatcher, `${api.origin}/echo`, { method: 'POST', body })
   expect(answer.status === 200, `status ${answer.status} ${answer.text}`)
   const renewed = lastToken()
-  expect(tokenEndpoint.requests === 2, `${tokenEndpoint.requests} token requests, not 2`)
+  expect(
+    tokenEndpoint.requests.length === 2,
+    `${tokenEndpoint.requests.length} token requests, not 2`,
+  )
   const echoed = JSON.parse(answer.text)
   expect(echoed.body === 'hello' && echoed.token === renewed, `echo ${answer.text}`)
-  const seen = api.hits.map((hit) => [hit.authorization, hit.body])
+  const seen = api.hits.map((hit) => [hit.authorizations, hit.body])
   const want = [
     [bearer(rejected), 'hello'],
     [bearer(renewed), 'hello'],
@@ -316,7 +302,7 @@ async function control(path) {
 }
 
 async function run(name, fn) {
-  reset()
+  servers.reset()
   try {
     const note = await withTimeout(Promise.resolve().then(fn), checkTimeout, name)
     return typeof note === 'string' ? { name, ok: true, note } : { name, ok: true }
@@ -335,15 +321,7 @@ const result = {
   checks: [],
 }
 if (pathName === 'interceptors') {
-  result.checks = await composition({
-    undici,
-    undiciVersion,
-    api,
-    other,
-    tokenEndpoint,
-    fetchToken,
-    run,
-  })
+  result.checks = await composition({ undici, undiciVersion, servers, fetchToken, run })
 } else {
   const path = paths[pathName]
   if (path === undefined) throw new Error(`unknown path ${pathName}`)
@@ -364,7 +342,7 @@ if (pathName === 'interceptors') {
   }
 }
 
-await Promise.all([api.close(), other.close(), tokenEndpoint.close()])
+await servers.close()
 console.log(JSON.stringify(result))
 // Agents keep idle sockets and the global dispatcher is process-wide: leave now.
 process.exit(0)

@@ -7,6 +7,10 @@
 // one (the safety checks). Functional checks must pass in the orders marked `required`; in the
 // others their outcome is reported as a note (a documented limitation), not as a failure.
 import { accessToken } from 'undici-access-token'
+import { rawHeaderValues } from '../tests/support/servers.js'
+
+/** Every `x-api-token` value a hit was sent. */
+const apiTokens = (hit) => rawHeaderValues(hit.rawHeaders, 'x-api-token')
 
 /** Which orders must work fully; the rest must only be safe. */
 const required = {
@@ -17,15 +21,8 @@ const required = {
   decompress: ['outside', 'inside'],
 }
 
-export async function composition({
-  undici,
-  undiciVersion,
-  api,
-  other,
-  tokenEndpoint,
-  fetchToken,
-  run,
-}) {
+export async function composition({ undici, undiciVersion, servers, fetchToken, run }) {
+  const { api, other, tokenEndpoint } = servers
   const { interceptors } = undici
   const localApi = `http://localhost:${api.port}`
   const localOther = `http://localhost:${other.port}`
@@ -56,11 +53,11 @@ export async function composition({
   /** No API hit with two tokens, no token at the other origin. */
   function safe() {
     for (const hit of api.hits) {
-      expect(hit.authorization.length <= 1, `${hit.url}: ${show(hit.authorization)}`)
+      expect(hit.authorizations.length <= 1, `${hit.url}: ${show(hit.authorizations)}`)
     }
     for (const hit of other.hits) {
-      expect(hit.authorization.length === 0, `${hit.url} at the other origin got authorization`)
-      expect(hit.apiToken.length === 0, `${hit.url} at the other origin got x-api-token`)
+      expect(hit.authorizations.length === 0, `${hit.url} at the other origin got authorization`)
+      expect(apiTokens(hit).length === 0, `${hit.url} at the other origin got x-api-token`)
     }
   }
 
@@ -72,9 +69,12 @@ export async function composition({
     if (expectText) expect(answer.text === expectText, `body ${show(answer.text)}`)
     const fresh = show(bearer())
     const hits = api.hits.slice(before)
-    expect(show(hits.at(-1)?.authorization) === fresh, `last hit ${show(hits.at(-1))}`)
+    expect(show(hits.at(-1)?.authorizations) === fresh, `last hit ${show(hits.at(-1))}`)
     expect(hits.length >= 2, `${hits.length} hits: the 401 was not retried`)
-    expect(tokenEndpoint.requests === 2, `${tokenEndpoint.requests} token requests, not 2`)
+    expect(
+      tokenEndpoint.requests.length === 2,
+      `${tokenEndpoint.requests.length} token requests, not 2`,
+    )
   }
 
   const scenarios = {
@@ -83,10 +83,10 @@ export async function composition({
       expect(first.status === 200, `status ${first.status}`)
       const a = hitsTo('/flaky/a')
       expect(a.length === 2, `${a.length} hits on /flaky/a, not 2 (503, then 200)`)
-      for (const hit of a) expect(show(hit.authorization) === show(bearer()), show(hit))
+      for (const hit of a) expect(show(hit.authorizations) === show(bearer()), show(hit))
       // 401 → renewed token → 503 → retried: the retry carries the fresh token.
       await renew(dispatcher, `${api.origin}/flaky/b`)
-      const b = hitsTo('/flaky/b').map((hit) => hit.authorization[0])
+      const b = hitsTo('/flaky/b').map((hit) => hit.authorizations[0])
       const [rejected, fresh] = tokenEndpoint.issued.map((token) => `Bearer ${token}`)
       expect(show(b) === show([rejected, fresh, fresh]), `/flaky/b saw ${show(b)}`)
       await send(dispatcher, `${other.origin}/x`)
@@ -94,7 +94,7 @@ export async function composition({
     async redirect(dispatcher) {
       const same = await send(dispatcher, `${api.origin}/redirect-same`)
       expect(same.status === 200, `same-origin redirect: ${same.status}`)
-      for (const hit of api.hits) expect(show(hit.authorization) === show(bearer()), show(hit))
+      for (const hit of api.hits) expect(show(hit.authorizations) === show(bearer()), show(hit))
       const foreign = await send(dispatcher, `${api.origin}/redirect-foreign`)
       expect(foreign.status === 200 && other.hits.length === 1, `foreign: ${foreign.status}`)
       await renew(dispatcher, `${api.origin}/redirect-same`)
@@ -104,7 +104,7 @@ export async function composition({
     async dns(dispatcher) {
       const answer = await send(dispatcher, `${localApi}/echo`)
       expect(answer.status === 200, `status ${answer.status}: no token sent`)
-      expect(show(api.hits[0].authorization) === show(bearer()), show(api.hits[0]))
+      expect(show(api.hits[0].authorizations) === show(bearer()), show(api.hits[0]))
       await renew(dispatcher, `${localApi}/echo`)
       await send(dispatcher, `${localOther}/x`)
       await send(dispatcher, `${other.origin}/y`)
@@ -115,7 +115,7 @@ export async function composition({
       expect(one.status === 200 && two.text === one.text, `public: ${one.text} / ${two.text}`)
       const hits = hitsTo('/cache/public')
       expect(hits.length === 1, `${hits.length} API hits for a cacheable public response`)
-      expect(show(hits[0].authorization) === show(bearer()), show(hits[0]))
+      expect(show(hits[0].authorizations) === show(bearer()), show(hits[0]))
       await renew(dispatcher, `${api.origin}/echo`)
       await send(dispatcher, `${other.origin}/x`)
       // RFC 9111 §3.5: a shared cache must not reuse a response to an authenticated request
@@ -185,7 +185,7 @@ export async function composition({
       safe()
       // The other order: undici strips only authorization/cookie/proxy-authorization on a
       // cross-origin hop, unless told (undici ≥ 8.4: stripHeadersOnCrossOriginRedirect).
-      other.hits = []
+      other.hits.length = 0
       const [major, minor] = undiciVersion.split('.').map(Number)
       const stripping = major > 8 || (major === 8 && minor >= 4)
       const outside = new undici.Agent().compose(
@@ -199,8 +199,8 @@ export async function composition({
         safe()
         return undefined
       }
-      const leaked = other.hits.some((hit) => hit.apiToken.length > 0)
-      other.hits = []
+      const leaked = other.hits.some((hit) => apiTokens(hit).length > 0)
+      other.hits.length = 0
       return leaked
         ? 'token outside redirect(): a custom header crosses origins on undici 7 (documented: use the recommended order)'
         : undefined
@@ -238,7 +238,7 @@ export async function composition({
           const gzip = await send(dispatcher, `${localApi}/gzip`)
           expect(gzip.text === 'hello, compressed', `gzip: ${show(gzip.text)}`)
         }
-        for (const hit of api.hits) expect(show(hit.authorization) === show(bearer()), show(hit))
+        for (const hit of api.hits) expect(show(hit.authorizations) === show(bearer()), show(hit))
         await renew(dispatcher, `${localApi}/flaky/stack-2`)
         safe()
       },

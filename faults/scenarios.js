@@ -3,11 +3,12 @@
 // a protected API) against the built package and returns one row of counts.
 // `npm run faults` prints them as a table; tests/faults.test.ts asserts the bounds.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { once } from 'node:events'
-import { createServer } from 'node:http'
-import { inspect } from 'node:util'
 import { Agent, request } from 'undici'
 import { accessToken, clientCredentials, TokenRequestError } from 'undici-access-token'
+import { sleep } from '../tests/support/async.js'
+import { unsignedJwt } from '../tests/support/jwt.js'
+import { secretsIn } from '../tests/support/secrets.js'
+import { startApi, startTokenEndpoint } from '../tests/support/servers.js'
 
 const clientId = 'fault-suite'
 const clientSecret = 'fault-suite-client-secret'
@@ -41,15 +42,6 @@ const channelNames = [
  * @typedef {'ok' | 'down' | 'slow' | 'html' | 'truncated' | 'no-token' | 'expires-0' | 'expires-negative' | 'expires-abc' | 'expires-huge' | '429'} TokenMode
  */
 
-/** Starts a node:http server on 127.0.0.1:0. @param {import('node:http').RequestListener} listener */
-async function listen(listener) {
-  const server = createServer(listener)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = /** @type {import('node:net').AddressInfo} */ (server.address())
-  return { server, origin: `http://127.0.0.1:${address.port}` }
-}
-
 /**
  * A token endpoint and an API on loopback, and an interceptor wired to them.
  * @param {{ lifetime?: number, tokenDelay?: number, interceptor?: Record<string, unknown> }} [options]
@@ -60,11 +52,6 @@ export async function harness(options = {}) {
     mode: 'ok',
     tokenDelay: options.tokenDelay ?? 0,
     lifetime: options.lifetime ?? 3600,
-    tokenRequests: 0,
-    /** @type {number[]} ms since the harness started */
-    tokenRequestTimes: [],
-    /** @type {string[]} */
-    issued: [],
     /** @type {Set<string>} */
     valid: new Set(),
     rejectAll: false,
@@ -85,100 +72,69 @@ export async function harness(options = {}) {
     expiredHits: 0,
   }
   const started = Date.now()
-  const idp = await listen((req, res) => {
-    req.resume()
-    req.on('end', async () => {
-      state.tokenRequests++
-      state.tokenRequestTimes.push(Date.now() - started)
-      if (state.mode === 'down') {
-        req.socket.destroy()
-        return
-      }
-      if (state.tokenDelay > 0)
-        await new Promise((resolve) => setTimeout(resolve, state.tokenDelay))
-      const token = `fault-token-${state.issued.length + 1}-${Math.random().toString(36).slice(2)}`
-      const json = (/** @type {number} */ status, /** @type {unknown} */ body, headers = {}) => {
-        res.writeHead(status, { 'content-type': 'application/json', ...headers })
-        res.end(typeof body === 'string' ? body : JSON.stringify(body))
-      }
+  // The token endpoint: every token it hands out is in `idp.issued`.
+  const idp = await startTokenEndpoint({
+    async respond(n) {
+      if (state.mode === 'down') return { destroy: true }
+      if (state.tokenDelay > 0) await sleep(state.tokenDelay)
+      const token = `fault-token-${n}-${Math.random().toString(36).slice(2)}`
       switch (state.mode) {
         case 'html':
-          res.writeHead(502, { 'content-type': 'text/html' })
-          res.end('<html><body><h1>502 Bad Gateway</h1></body></html>')
-          return
+          return {
+            status: 502,
+            headers: { 'content-type': 'text/html' },
+            body: '<html><body><h1>502 Bad Gateway</h1></body></html>',
+          }
         case 'truncated':
-          return json(200, `{"access_token":"${token}","expires_in":36`)
+          return { body: `{"access_token":"${token}","expires_in":36` }
         case 'no-token':
-          return json(200, { token_type: 'Bearer', expires_in: 3600 })
+          return { body: { token_type: 'Bearer', expires_in: 3600 } }
         case 'expires-0':
-          state.issued.push(token)
-          return json(200, { access_token: token, expires_in: 0 })
+          return { body: { access_token: token, expires_in: 0 } }
         case 'expires-negative':
-          state.issued.push(token)
-          return json(200, { access_token: token, expires_in: -5 })
+          return { body: { access_token: token, expires_in: -5 } }
         case 'expires-abc':
-          state.issued.push(token)
-          return json(200, { access_token: token, expires_in: 'abc' })
+          return { body: { access_token: token, expires_in: 'abc' } }
         case 'expires-huge':
-          state.issued.push(token)
-          return json(200, { access_token: token, expires_in: 1e12 })
+          return { body: { access_token: token, expires_in: 1e12 } }
         case '429':
-          return json(429, { error: 'slow_down' }, { 'retry-after': '2' })
+          return { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow_down' } }
         default: {
-          const repeated = state.repeatToken ? state.issued.at(-1) : undefined
+          const repeated = state.repeatToken ? idp.issued.at(-1) : undefined
           if (repeated !== undefined) {
-            return json(200, {
-              access_token: repeated,
-              token_type: 'Bearer',
-              expires_in: state.lifetime,
-            })
+            return {
+              body: { access_token: repeated, token_type: 'Bearer', expires_in: state.lifetime },
+            }
           }
           if (state.jwtFloored) {
             const exp = Math.floor(Date.now() / 1000) + state.lifetime - 1
-            const jwt = [
-              Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url'),
-              Buffer.from(JSON.stringify({ exp, iat: exp - state.lifetime, jti: token })).toString(
-                'base64url',
-              ),
-              '',
-            ].join('.')
-            state.issued.push(jwt)
+            const jwt = unsignedJwt(
+              { exp, iat: exp - state.lifetime, jti: token },
+              { header: { alg: 'none', typ: 'at+jwt' }, signature: '' },
+            )
             state.valid.add(jwt)
             state.expiry.set(jwt, exp * 1000)
-            return json(200, {
-              access_token: jwt,
-              token_type: 'Bearer',
-              expires_in: state.lifetime,
-            })
+            return { body: { access_token: jwt, token_type: 'Bearer', expires_in: state.lifetime } }
           }
-          state.issued.push(token)
           state.valid.add(token)
-          return json(200, {
-            access_token: token,
-            token_type: 'Bearer',
-            expires_in: state.lifetime,
-          })
+          return { body: { access_token: token, token_type: 'Bearer', expires_in: state.lifetime } }
         }
       }
-    })
+    },
   })
-  const api = await listen((req, res) => {
-    req.resume()
-    state.apiHits++
-    const token = (req.headers.authorization ?? '').replace(/^Bearer /, '')
-    const expired = Date.now() >= (state.expiry.get(token) ?? Number.POSITIVE_INFINITY)
-    if (expired) state.expiredHits++
-    const valid = state.valid.has(token) && !expired
-    if (!valid) state.unauthenticatedHits++
-    const rejected = state.rejectAll || state.rejectNext > 0
-    if (state.rejectNext > 0) state.rejectNext--
-    if (!valid || rejected) {
-      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' })
-      res.end()
-      return
-    }
-    res.writeHead(200)
-    res.end('ok')
+  const api = await startApi({
+    record: false,
+    accept(authorization) {
+      state.apiHits++
+      const token = (authorization ?? '').replace(/^Bearer /, '')
+      const expired = Date.now() >= (state.expiry.get(token) ?? Number.POSITIVE_INFINITY)
+      if (expired) state.expiredHits++
+      const valid = state.valid.has(token) && !expired
+      if (!valid) state.unauthenticatedHits++
+      const rejected = state.rejectAll || state.rejectNext > 0
+      if (state.rejectNext > 0) state.rejectNext--
+      return valid && !rejected
+    },
   })
   const agent = new Agent({ connections: 64 })
   const dispatcher = agent.compose(
@@ -232,15 +188,10 @@ export async function harness(options = {}) {
     const secrets = [
       clientSecret,
       Buffer.from(`${clientId}:${clientSecret}`).toString('base64'),
-      ...state.issued,
+      ...new Set(idp.issued),
     ]
     let found = 0
-    for (const item of seen) {
-      const texts = [inspect(item, { depth: 6, showHidden: false })]
-      if (item instanceof Error) texts.push(item.message, item.stack ?? '', JSON.stringify(item))
-      else texts.push(JSON.stringify(item))
-      for (const text of texts) for (const secret of secrets) if (text.includes(secret)) found++
-    }
+    for (const item of seen) found += secretsIn(item, secrets).length
     return found
   }
 
@@ -249,7 +200,7 @@ export async function harness(options = {}) {
     return {
       scenario,
       ...counts,
-      tokenRequests: state.tokenRequests,
+      tokenRequests: idp.requests.length,
       waitedAfterFirst: missesAtFirstSuccess < 0 ? 0 : misses - missesAtFirstSuccess,
       unauthenticatedHits: state.unauthenticatedHits,
       secretsSeen: secretsSeen(),
@@ -260,16 +211,38 @@ export async function harness(options = {}) {
   async function close() {
     for (const [name, listener] of listeners) unsubscribe(name, listener)
     await agent.close()
-    for (const server of [idp.server, api.server]) {
-      server.closeAllConnections()
-      server.close()
+    await Promise.all([idp.close(), api.close()])
+  }
+
+  /**
+   * Sends `batch` requests at once, again and again for `ms`, pausing `pause` ms in between.
+   * @param {number} ms @param {number} batch @param {number} pause
+   */
+  async function load(ms, batch, pause) {
+    const until = Date.now() + ms
+    while (Date.now() < until) {
+      await Promise.all(Array.from({ length: batch }, () => send()))
+      await sleep(pause)
     }
   }
 
-  return { state, send, row, close, started }
+  return {
+    state,
+    send,
+    load,
+    row,
+    close,
+    started,
+    /** How many token requests have arrived. */
+    get tokenRequests() {
+      return idp.requests.length
+    },
+    /** When each token request arrived, in ms since the harness started. */
+    get tokenRequestTimes() {
+      return idp.requests.map((request) => request.receivedAt - started)
+    },
+  }
 }
-
-const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * @typedef {object} Scenario
@@ -296,7 +269,7 @@ export const scenarios = [
         if (outcome instanceof TokenRequestError && Date.now() - before < 250) failedFast++
         await sleep(50)
       }
-      const duringOutage = h.state.tokenRequests
+      const duringOutage = h.tokenRequests
       h.state.mode = 'ok'
       let recovered = false
       for (let i = 0; i < 100 && !recovered; i++) {
@@ -356,12 +329,8 @@ export const scenarios = [
     async run() {
       const h = await harness()
       h.state.mode = '429'
-      const until = Date.now() + 2_600
-      while (Date.now() < until) {
-        await h.send()
-        await sleep(50)
-      }
-      const times = h.state.tokenRequestTimes
+      await h.load(2_600, 1, 50)
+      const times = h.tokenRequestTimes
       await h.close()
       const gap = times.length > 1 ? (times[1] ?? 0) - (times[0] ?? 0) : Number.POSITIVE_INFINITY
       const r = h.row(
@@ -414,11 +383,7 @@ export const scenarios = [
     name: 'token expires under steady load (lifetime 2 s, endpoint latency 300 ms)',
     async run() {
       const h = await harness({ lifetime: 2, tokenDelay: 300 })
-      const until = Date.now() + 5_000
-      while (Date.now() < until) {
-        await Promise.all(Array.from({ length: 10 }, () => h.send()))
-        await sleep(20)
-      }
+      await h.load(5_000, 10, 20)
       await h.close()
       const r = h.row(
         'token expiry under steady load (2 s tokens, 300 ms endpoint)',
@@ -487,15 +452,11 @@ export const scenarios = [
       const h = await harness()
       h.state.repeatToken = true
       h.state.rejectAll = true
-      const until = Date.now() + 5_000
-      while (Date.now() < until) {
-        await Promise.all(Array.from({ length: 10 }, () => h.send()))
-        await sleep(10)
-      }
+      await h.load(5_000, 10, 10)
       await h.close()
       const r = h.row(
         'token source repeats its token; API answers 401 to everything for 5 s',
-        `${h.state.tokenRequests} token requests for ${h.state.apiHits} API hits`,
+        `${h.tokenRequests} token requests for ${h.state.apiHits} API hits`,
       )
       return {
         ...r,
@@ -511,11 +472,7 @@ export const scenarios = [
     async run() {
       const h = await harness({ lifetime: 3 })
       h.state.jwtFloored = true
-      const until = Date.now() + 7_000
-      while (Date.now() < until) {
-        await Promise.all(Array.from({ length: 5 }, () => h.send()))
-        await sleep(20)
-      }
+      await h.load(7_000, 5, 20)
       await h.close()
       const r = h.row(
         '3 s JWTs, exp 1 s before expires_in (7 s of steady load)',
@@ -536,11 +493,7 @@ export const scenarios = [
     async run() {
       const h = await harness()
       h.state.rejectAll = true
-      const until = Date.now() + 5_000
-      while (Date.now() < until) {
-        await Promise.all(Array.from({ length: 10 }, () => h.send()))
-        await sleep(10)
-      }
+      await h.load(5_000, 10, 10)
       await h.close()
       const r = h.row(
         'API answers 401 to everything for 5 s',

@@ -1,60 +1,44 @@
 import { describe, expect, test } from 'vitest'
-import { type FetchToken, TokenCache, TokenRequestError } from '../lib/index.js'
+import { TokenCache, TokenRequestError } from '../lib/index.js'
+import { rejectionOf as rejection } from './support/async.js'
+import { manualClock } from './support/clock.js'
+import { failingSource } from './support/token-sources.js'
 
-/** A fetchToken that fails while `failing` is set, counting calls. */
-function flakySource(
-  error: () => Error = () => new TokenRequestError('endpoint down', { status: 503 }),
-) {
-  const state = { failing: true, calls: 0 }
-  const fetchToken: FetchToken = async () => {
-    state.calls++
-    if (state.failing) throw error()
-    return { accessToken: `t${state.calls}`, expiresIn: 3600 }
-  }
-  return { state, fetchToken }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection')
-    },
-    (error: unknown) => error,
-  )
-}
+/** What the token source throws while it is failing, unless a test says otherwise. */
+const endpointDown = () => new TokenRequestError('endpoint down', { status: 503 })
 
 describe('failure backoff', () => {
   test('after a failure, callers inside the window get the last error at once; after it, one new try', async () => {
-    let now = 0
-    const { state, fetchToken } = flakySource()
-    const tokens = new TokenCache({ fetchToken, now: () => now })
+    const clock = manualClock(0)
+    const source = failingSource(endpointDown)
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     const first = await rejection(tokens.get())
     expect(first).toBeInstanceOf(TokenRequestError)
-    expect(state.calls).toBe(1)
-    now = 700 // inside the first window (1 s − 20 % at the least)
+    expect(source.calls.length).toBe(1)
+    clock.set(700) // inside the first window (1 s − 20 % at the least)
     const inside = await Promise.all(Array.from({ length: 20 }, () => rejection(tokens.get())))
     expect(inside.every((error) => error === first)).toBe(true)
-    expect(state.calls).toBe(1)
-    now = 1_300 // past it (1 s + 20 % at the most)
+    expect(source.calls.length).toBe(1)
+    clock.set(1_300) // past it (1 s + 20 % at the most)
     await rejection(tokens.get())
-    expect(state.calls).toBe(2)
+    expect(source.calls.length).toBe(2)
   })
 
   test('delays double with each failure, ±20 %, capped at 30 s', async () => {
-    let now = 0
-    const { state, fetchToken } = flakySource()
-    const tokens = new TokenCache({ fetchToken, now: () => now })
+    const clock = manualClock(0)
+    const source = failingSource(endpointDown)
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     const windows: number[] = []
     for (let failure = 1; failure <= 8; failure++) {
       await rejection(tokens.get())
-      const calls = state.calls
+      const calls = source.calls.length
       // find the end of this window in 50 ms steps (bounded)
-      const start = now
-      for (let step = 0; step < 1_000 && state.calls === calls; step++) {
-        now += 50
+      const start = clock.now()
+      for (let step = 0; step < 1_000 && source.calls.length === calls; step++) {
+        clock.advance(50)
         await rejection(tokens.get())
       }
-      windows.push(now - start)
+      windows.push(clock.now() - start)
     }
     const expected = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
     windows.forEach((window, i) => {
@@ -64,59 +48,59 @@ describe('failure backoff', () => {
   })
 
   test('Retry-After on 429 is honoured: no token request before it', async () => {
-    let now = 0
-    const { state, fetchToken } = flakySource(
+    const clock = manualClock(0)
+    const source = failingSource(
       () => new TokenRequestError('slow down', { status: 429, retryAfter: 2 }),
     )
-    const tokens = new TokenCache({ fetchToken, now: () => now })
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     await rejection(tokens.get())
-    for (now = 0; now < 2_000; now += 100) await rejection(tokens.get())
-    expect(state.calls).toBe(1)
-    now = 2_000
+    for (clock.set(0); clock.now() < 2_000; clock.advance(100)) await rejection(tokens.get())
+    expect(source.calls.length).toBe(1)
+    clock.set(2_000)
     await rejection(tokens.get())
-    expect(state.calls).toBe(2)
+    expect(source.calls.length).toBe(2)
   })
 
   test('a huge Retry-After is capped at 5 minutes', async () => {
-    let now = 0
-    const { state, fetchToken } = flakySource(
+    const clock = manualClock(0)
+    const source = failingSource(
       () => new TokenRequestError('go away', { status: 503, retryAfter: 86_400 }),
     )
-    const tokens = new TokenCache({ fetchToken, now: () => now })
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     await rejection(tokens.get())
-    now = 299_000
+    clock.set(299_000)
     await rejection(tokens.get())
-    expect(state.calls).toBe(1)
-    now = 300_000
+    expect(source.calls.length).toBe(1)
+    clock.set(300_000)
     await rejection(tokens.get())
-    expect(state.calls).toBe(2)
+    expect(source.calls.length).toBe(2)
   })
 
   test('a success resets the backoff; keys back off independently', async () => {
-    let now = 0
-    const { state, fetchToken } = flakySource()
-    const tokens = new TokenCache({ fetchToken, now: () => now })
+    const clock = manualClock(0)
+    const source = failingSource(endpointDown)
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     await rejection(tokens.get('a'))
-    now = 1_300
+    clock.set(1_300)
     await rejection(tokens.get('a')) // second failure: ~2 s window
     await rejection(tokens.get('b')) // another key is not blocked by a's window
-    expect(state.calls).toBe(3)
-    now = 4_000
-    state.failing = false
+    expect(source.calls.length).toBe(3)
+    clock.set(4_000)
+    source.failing = false
     expect((await tokens.get('a')).accessToken).toBe('t4')
     await tokens.invalidate('a')
-    state.failing = true
+    source.failing = true
     await rejection(tokens.get('a'))
-    now += 1_300 // back to the first, 1 s window
+    clock.advance(1_300) // back to the first, 1 s window
     await rejection(tokens.get('a'))
-    expect(state.calls).toBe(6)
+    expect(source.calls.length).toBe(6)
   })
 
   test('backoff: false retries at once', async () => {
-    const { state, fetchToken } = flakySource()
-    const tokens = new TokenCache({ fetchToken, backoff: false })
+    const source = failingSource(endpointDown)
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, backoff: false })
     await rejection(tokens.get())
     await rejection(tokens.get())
-    expect(state.calls).toBe(2)
+    expect(source.calls.length).toBe(2)
   })
 })

@@ -10,8 +10,10 @@ import {
   TokenRequestError,
   type TokenResponse,
 } from '../lib/index.js'
-import { expectNoSecrets } from './helpers/secrets.js'
-import { startServer } from './helpers/servers.js'
+import { rejectionOf, sleep } from './support/async.js'
+import { manualClock } from './support/clock.js'
+import { expectNoSecrets } from './support/secrets.js'
+import { startServer } from './support/servers.js'
 
 /** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 asks for id and secret in Basic. */
 function formEncode(value: string): string {
@@ -81,16 +83,6 @@ function bodyOf(answer: Answer): { text: string | Uint8Array | null; json: boole
   if (body === undefined || body === null) return { text: null, json: false }
   if (typeof body === 'string' || body instanceof Uint8Array) return { text: body, json: false }
   return { text: JSON.stringify(body), json: true }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
 }
 
 const mswServer = setupServer()
@@ -262,12 +254,7 @@ function flatten(headers: IncomingHttpHeaders): Record<string, string> {
 
 /** Resolves to the TokenRequestError `promise` rejects with; fails if it resolves or throws something else. */
 async function rejection(promise: Promise<unknown>): Promise<TokenRequestError> {
-  const error = await promise.then(
-    (value) => {
-      throw new Error(`expected a TokenRequestError, got a value: ${JSON.stringify(value)}`)
-    },
-    (reason: unknown) => reason,
-  )
+  const error = await rejectionOf(promise)
   expect(error).toBeInstanceOf(TokenRequestError)
   expect((error as Error).name).toBe('TokenRequestError')
   return error as TokenRequestError
@@ -839,7 +826,7 @@ describe.each(transports)('clientCredentials() over $transport', ({ start }) => 
 
   describe('through TokenCache', () => {
     it.each([0, -5, 'abc', 1e12])('rejects expires_in %s and caches nothing', async (expiresIn) => {
-      let clock = Date.now()
+      const clock = manualClock(Date.now())
       h.respond((n) =>
         n === 1
           ? { body: { access_token: 'bad-lifetime-token', expires_in: expiresIn } }
@@ -852,21 +839,21 @@ describe.each(transports)('clientCredentials() over $transport', ({ start }) => 
           clientSecret,
           dispatcher: h.dispatcher,
         }),
-        now: () => clock,
+        now: clock.now,
       })
       const error = await rejection(tokens.get())
       expect(error.message).toMatch(/expires_in/)
       expectNoSecrets(error, [...clientSecrets, 'bad-lifetime-token'])
       expect(h.requests).toHaveLength(1)
       // Past any backoff after the failure: the next get() asks the endpoint again.
-      clock += 10 * 60_000
+      clock.advance(10 * 60_000)
       const token = await tokens.get()
       expect(token.accessToken).toBe('good-token-2')
       expect(h.requests).toHaveLength(2)
     })
 
     it('turns a numeric-string expires_in into a lifetime', async () => {
-      const clock = Date.now()
+      const clock = manualClock(Date.now())
       h.respond(() => ({
         body: { access_token: 'string-lifetime-token', token_type: 'Bearer', expires_in: '3600' },
       }))
@@ -877,15 +864,15 @@ describe.each(transports)('clientCredentials() over $transport', ({ start }) => 
           clientSecret,
           dispatcher: h.dispatcher,
         }),
-        now: () => clock,
+        now: clock.now,
       })
       const token = await tokens.get()
       expect(token).toMatchObject({
         accessToken: 'string-lifetime-token',
         tokenType: 'Bearer',
         expiresIn: 3600,
-        expiresAt: clock + 3_600_000,
-        obtainedAt: clock,
+        expiresAt: clock.now() + 3_600_000,
+        obtainedAt: clock.now(),
       })
       await tokens.get()
       expect(h.requests).toHaveLength(1)

@@ -4,13 +4,15 @@ import { afterAll, beforeAll, expect, test } from 'vitest'
 import { channelNames as names } from '../lib/diagnostics.js'
 import { fingerprint } from '../lib/fingerprint.js'
 import { accessToken, clientCredentials, TokenCache } from '../lib/index.js'
-import { expectNoSecrets } from './helpers/secrets.js'
+import { sleep } from './support/async.js'
+import { manualClock } from './support/clock.js'
+import { expectNoSecrets } from './support/secrets.js'
 import {
   type ApiServer,
   startApi,
   startTokenEndpoint,
   type TokenEndpoint,
-} from './helpers/servers.js'
+} from './support/servers.js'
 
 const events: { channel: string; message: Record<string, unknown> }[] = []
 const listeners = new Map<string, (message: unknown, name: string | symbol) => void>()
@@ -41,14 +43,14 @@ const of = (suffix: string) =>
 
 test('every stage publishes an event with key, timings, status and a fingerprint — never a token or secret', async () => {
   const clientSecret = 'diagnostics-client-secret'
-  let now = 1_000_000
+  const clock = manualClock(1_000_000)
   const tokens = new TokenCache({
     fetchToken: clientCredentials({
       tokenUrl: `${idp.origin}/token`,
       clientId: 'diag',
       clientSecret,
     }),
-    now: () => now,
+    now: clock.now,
     minRenewalInterval: 0,
   })
   const dispatcher = new Agent().compose(accessToken({ origins: api.origin, tokens }))
@@ -57,9 +59,9 @@ test('every stage publishes an event with key, timings, status and a fingerprint
   await (await request(`${api.origin}/1`, { dispatcher })).body.dump()
   await (await request(`${api.origin}/2`, { dispatcher })).body.dump()
   // refresh-ahead (3600 s token: past 0.8 of it)
-  now += 2_900_000
+  clock.advance(2_900_000)
   await (await request(`${api.origin}/3`, { dispatcher })).body.dump()
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   // 401 → retry with a renewed token
   api.accept = (authorization) =>
     authorization === `Bearer ${idp.issued.at(-1)}` && idp.issued.length >= 3

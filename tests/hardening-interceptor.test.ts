@@ -10,14 +10,18 @@ import {
   type FetchToken,
   TokenCache,
 } from '../lib/index.js'
+import { gate, settled, sleep, turns, withTimeout } from './support/async.js'
+import { recordingHandler } from './support/handlers.js'
 import {
   type ApiServer,
+  createApi,
+  createTokenEndpoint,
   startApi,
   startServer,
   startTokenEndpoint,
-  type TestServer,
   type TokenEndpoint,
-} from './helpers/servers.js'
+} from './support/servers.js'
+import { tokenSource } from './support/token-sources.js'
 
 const clientSecret = 'hardening-interceptor-secret'
 
@@ -35,15 +39,8 @@ afterAll(async () => {
 })
 
 beforeEach(() => {
-  api.hits.length = 0
-  idp.requests.length = 0
-  idp.issued.length = 0
-  idp.respond = (n) => {
-    const token = `token-${n}`
-    idp.issued.push(token)
-    return { body: { access_token: token, token_type: 'bearer', expires_in: 3600 } }
-  }
-  api.accept = (authorization) => /^Bearer token-\d+$/.test(authorization ?? '')
+  api.reset()
+  idp.reset()
   agent = new Agent({ keepAliveTimeout: 10_000 })
 })
 
@@ -56,25 +53,8 @@ function fetchToken(): FetchToken {
 }
 
 /** Settles `promise`, or fails the test if it has not settled after `ms` (a hang guard, not a timing goal). */
-async function settles<T>(promise: Promise<T>, ms = 5_000): Promise<PromiseSettledResult<T>> {
-  let timer: NodeJS.Timeout | undefined
-  const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still pending after ${ms} ms: the request hangs`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([
-      promise.then(
-        (value): PromiseFulfilledResult<T> => ({ status: 'fulfilled', value }),
-        (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason }),
-      ),
-      hang,
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
+function settles<T>(promise: Promise<T>, ms = 5_000): Promise<PromiseSettledResult<T>> {
+  return withTimeout(settled(promise), ms, 'the request (it hangs)')
 }
 
 describe("guards 'a token source that repeats its token does not defeat the cache' (#10.2)", () => {
@@ -144,18 +124,13 @@ describe("guards 'a token source that repeats its token does not defeat the cach
   })
 
   test('TokenCache: a renewal that brings back the same token after invalidate() caches it', async () => {
-    let calls = 0
-    const tokens = new TokenCache({
-      fetchToken: async () => {
-        calls++
-        return { accessToken: 'same', expiresIn: 3600 }
-      },
-    })
+    const source = tokenSource(() => ({ accessToken: 'same', expiresIn: 3600 }))
+    const tokens = new TokenCache({ fetchToken: source.fetchToken })
     await tokens.get()
     await tokens.invalidate('default', 'same')
     expect((await tokens.get()).accessToken).toBe('same')
     expect((await tokens.get()).accessToken).toBe('same')
-    expect(calls).toBe(2)
+    expect(source.calls).toHaveLength(2)
   })
 })
 
@@ -210,7 +185,7 @@ describe("guards 'nothing escapes dispatch: every request ends with exactly one 
           const reason = (result as PromiseRejectedResult).reason as Error
           expect(reason).toBeInstanceOf(Error)
           expect(reason.message.length).toBeGreaterThan(0)
-          await new Promise((resolve) => setImmediate(resolve))
+          await turns()
           expect(unhandled).toEqual([])
           expect(api.hits).toHaveLength(0)
         } finally {
@@ -244,18 +219,12 @@ describe("guards 'nothing escapes dispatch: every request ends with exactly one 
 })
 
 describe("guards 'only the configured origins ever see the token' against the authority actually used (#10.6)", () => {
-  let other: TestServer
-  const otherHits: (string | undefined)[] = []
+  let other: ApiServer
   beforeAll(async () => {
-    other = await startServer((req, res) => {
-      otherHits.push(req.headers.authorization)
-      res.end('other')
-    })
+    other = await startApi({ accept: () => true })
   })
   afterAll(() => other.close())
-  beforeEach(() => {
-    otherHits.length = 0
-  })
+  beforeEach(() => other.reset())
 
   const hostOf = (origin: string): string => new URL(origin).host
 
@@ -296,20 +265,15 @@ describe("guards 'only the configured origins ever see the token' against the au
       await body.dump()
       expect(statusCode).toBe(200)
     }
-    const seen: unknown[] = []
+    const sent: unknown[] = []
     const tokens = new TokenCache({ fetchToken: async () => ({ accessToken: 'abc' }) })
     await tokens.get()
     const https = accessToken({ origins: 'https://api.example.com', tokens })
     const dispatch = https((opts) => {
-      seen.push(opts)
+      sent.push(opts)
       return true
     })
-    const handler = {
-      onRequestStart() {},
-      onResponseError(_c: unknown, error: Error) {
-        seen.push(error)
-      },
-    }
+    const recorder = recordingHandler()
     dispatch(
       {
         origin: 'https://api.example.com',
@@ -317,10 +281,11 @@ describe("guards 'only the configured origins ever see the token' against the au
         method: 'GET',
         headers: { host: 'API.example.com:443' },
       },
-      handler as never,
+      recorder.handler,
     )
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(seen.some((item) => item instanceof Error)).toBe(false)
+    await sleep(50)
+    expect(recorder.error).toBeUndefined()
+    expect(sent).toHaveLength(1)
   })
 
   test('an absolute-form path (http://other/x) is refused, the other host gets nothing', async () => {
@@ -339,7 +304,7 @@ describe("guards 'only the configured origins ever see the token' against the au
       expect((result as PromiseRejectedResult).reason).toBeInstanceOf(AccessTokenError)
     }
     expect(api.hits).toHaveLength(0)
-    expect(otherHits).toHaveLength(0)
+    expect(other.hits).toHaveLength(0)
   })
 })
 
@@ -357,17 +322,11 @@ describe("guards 'only the configured origins ever see the token' for a Client/P
       sent.push(opts)
       return true
     }, 'https://a.example.com')
-    const errors: Error[] = []
-    const handler = {
-      onRequestStart() {},
-      onResponseError(_controller: unknown, error: Error) {
-        errors.push(error)
-      },
-    }
+    const { handler, calls } = recordingHandler()
     dispatch({ origin: 'https://b.example.com', path: '/', method: 'GET', headers: {} }, handler)
     // a is not an allowed origin: the token for b never goes to a's connection.
     expect(JSON.stringify(sent)).not.toContain('tok')
-    expect(errors.length + sent.length).toBe(1)
+    expect(calls.filter((call) => call.startsWith('error')).length + sent.length).toBe(1)
 
     // A Client whose own origin is allowed gets the token.
     const allowed = interceptor((opts) => {
@@ -420,31 +379,27 @@ describe("guards 'same-origin redirect hops get the token' while a token fetch r
   test('a hop dispatched from a connection first opened by a token fetch still gets the token', async () => {
     // One server is both the token endpoint and the API, so the token request and API
     // requests share one kept-alive connection (longer than undici's 2 s threshold).
-    const issued: string[] = []
-    let hopAuthorizations: (string | undefined)[] = []
-    const server = await startServer((req, res) => {
-      if (req.url === '/token') {
-        const token = `shared-${issued.length + 1}`
-        issued.push(token)
-        res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ access_token: token, expires_in: 3600 }))
-        return
-      }
-      if (req.url === '/start') {
-        res.writeHead(302, { location: '/hop' })
-        res.end()
-        return
-      }
-      hopAuthorizations.push(req.headers.authorization)
-      res.writeHead(req.headers.authorization === `Bearer ${issued[0]}` ? 200 : 401)
-      res.end()
+    const tokenEndpoint = createTokenEndpoint({
+      respond: (n) => ({ body: { access_token: `shared-${n}`, expires_in: 3600 } }),
     })
-    server.server.keepAliveTimeout = 30_000
+    const sharedApi = createApi({
+      accept: (authorization) => authorization === `Bearer ${tokenEndpoint.issued[0]}`,
+      respond: (hit, accepted) =>
+        hit.url === '/start'
+          ? { status: 302, headers: { location: '/hop' } }
+          : { status: accepted ? 200 : 401 },
+    })
+    const server = await startServer(
+      (req, res, body) => (req.url === '/token' ? tokenEndpoint : sharedApi).handle(req, res, body),
+      { keepAliveTimeout: 30_000 },
+    )
+    const hopAuthorizations = (since: number) =>
+      sharedApi.hits
+        .slice(since)
+        .filter((hit) => hit.url !== '/start')
+        .map((hit) => hit.authorization)
     const base = new Agent({ connections: 1, keepAliveTimeout: 30_000, pipelining: 1 })
-    let releaseSlow: () => void = () => {}
-    const slowGate = new Promise<void>((resolve) => {
-      releaseSlow = resolve
-    })
+    const slowGate = gate()
     const shared = clientCredentials({
       tokenUrl: `${server.origin}/token`,
       clientId: 'client',
@@ -457,7 +412,7 @@ describe("guards 'same-origin redirect hops get the token' while a token fetch r
         key: ({ path }) => (path.startsWith('/slow') ? 'slow' : 'default'),
         fetchToken: async (context) => {
           if (context.key === 'slow') {
-            await slowGate
+            await slowGate.promise
             return { accessToken: 'slow-token', expiresIn: 3600 }
           }
           return shared(context)
@@ -472,17 +427,17 @@ describe("guards 'same-origin redirect hops get the token' while a token fetch r
       expect(first.statusCode).toBe(200)
       // Another key's token fetch is now running (and stays so) ...
       const slow = request(`${server.origin}/slow`, { dispatcher }).catch(() => undefined)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-      hopAuthorizations = []
+      await sleep(20)
+      const since = sharedApi.hits.length
       // ... while a same-origin hop is dispatched from the shared connection.
       const second = await request(`${server.origin}/start`, { dispatcher })
       await second.body.dump()
-      expect(hopAuthorizations).toEqual([`Bearer ${issued[0]}`])
+      expect(hopAuthorizations(since)).toEqual([`Bearer ${tokenEndpoint.issued[0]}`])
       expect(second.statusCode).toBe(200)
-      releaseSlow()
+      slowGate.open()
       await slow
     } finally {
-      releaseSlow()
+      slowGate.open()
       await base.close()
       await server.close()
     }

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http'
 import {
   Agent,
   type Dispatcher,
@@ -14,8 +13,9 @@ import {
   TokenCache,
   TokenRequestError,
 } from '../lib/index.js'
-import { expectNoSecrets } from './helpers/secrets.js'
-import { startServer, type TestServer } from './helpers/servers.js'
+import { rejectionOf } from './support/async.js'
+import { expectNoSecrets } from './support/secrets.js'
+import { startTokenEndpoint, type TokenEndpoint } from './support/servers.js'
 
 /*
  * Hardening of the token request (issue #10): redirects are never followed,
@@ -79,45 +79,14 @@ const echoedForms: Record<string, string> = {
 /** None of these may appear anywhere in an error. */
 const secretForms = Object.values(echoedForms)
 
-interface Hit {
-  method: string
-  url: string
-  headers: IncomingHttpHeaders
-  body: string
-}
-
-interface CountingServer extends TestServer {
-  readonly hits: Hit[]
-}
-
-type Answer = { status: number; headers?: Record<string, string>; body?: unknown }
-
-async function countingServer(answer: (hit: Hit, n: number) => Answer): Promise<CountingServer> {
-  const hits: Hit[] = []
-  const server = await startServer((req, res, body) => {
-    const hit = {
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: `${body}`,
-    }
-    hits.push(hit)
-    const { status, headers, body: payload } = answer(hit, hits.length)
-    res.writeHead(status, {
-      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-      ...headers,
-    })
-    res.end(payload === undefined ? undefined : JSON.stringify(payload))
-  })
-  return { ...server, hits }
+/** A server answering every request with a `status` redirect to `location`. */
+function redirecting(status: number, location: string): Promise<TokenEndpoint> {
+  return startTokenEndpoint({ respond: () => ({ status, headers: { location } }) })
 }
 
 /** Resolves to the TokenRequestError `promise` rejects with; fails on anything else. */
 async function rejection(promise: Promise<unknown>): Promise<TokenRequestError> {
-  const outcome = await promise.then(
-    () => new Error('expected a TokenRequestError, got a value'),
-    (reason: unknown) => reason,
-  )
+  const outcome = await rejectionOf(promise)
   expect(outcome).toBeInstanceOf(TokenRequestError)
   return outcome as TokenRequestError
 }
@@ -129,18 +98,20 @@ const authMethods: NonNullable<ClientCredentialsOptions['authMethod']>[] = [
 const redirectStatuses = [301, 302, 303, 307, 308]
 
 describe("guards 'redirects are never followed on the token request'", () => {
-  let other: CountingServer
-  let endpoint: CountingServer
+  let other: TokenEndpoint
+  let endpoint: TokenEndpoint
   let followingAgent: Dispatcher
   const otherToken = 'other-origin-access-token-5d1c'
 
   beforeEach(async () => {
     // Another origin that would gladly hand out a token.
-    other = await countingServer(() => ({
-      status: 200,
-      body: { access_token: otherToken, token_type: 'Bearer', expires_in: 3600 },
-    }))
-    endpoint = await countingServer(() => ({ status: 500 }))
+    other = await startTokenEndpoint({
+      respond: () => ({
+        status: 200,
+        body: { access_token: otherToken, token_type: 'Bearer', expires_in: 3600 },
+      }),
+    })
+    endpoint = await startTokenEndpoint({ respond: () => ({ status: 500 }) })
     // undici 7's redirect interceptor, composed into the caller's own dispatcher.
     followingAgent = new Agent().compose(interceptors.redirect({ maxRedirections: 3 }))
   })
@@ -154,10 +125,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
     it.each(redirectStatuses)(
       'a %i to another origin through a dispatcher with redirect() → TokenRequestError naming it; the other origin receives nothing',
       async (status) => {
-        const answers = await countingServer(() => ({
-          status,
-          headers: { location: `${other.origin}/steal?from=token-endpoint` },
-        }))
+        const answers = await redirecting(status, `${other.origin}/steal?from=token-endpoint`)
         try {
           const fetchToken = clientCredentials({
             tokenUrl: `${answers.origin}/oauth2/token`,
@@ -172,8 +140,8 @@ describe("guards 'redirects are never followed on the token request'", () => {
           expect(error.status).toBe(status)
           expect(error.message).toContain(String(status))
           expect(error.message).toMatch(/redirect/)
-          expect(answers.hits).toHaveLength(1)
-          expect(other.hits).toHaveLength(0)
+          expect(answers.requests).toHaveLength(1)
+          expect(other.requests).toHaveLength(0)
           expectNoSecrets(error, [...secretForms, otherToken])
         } finally {
           await answers.close()
@@ -183,10 +151,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
   })
 
   it('through TokenCache: the redirect is an error and nothing is cached', async () => {
-    const answers = await countingServer(() => ({
-      status: 307,
-      headers: { location: `${other.origin}/oauth2/token` },
-    }))
+    const answers = await redirecting(307, `${other.origin}/oauth2/token`)
     try {
       const store = memoryStore()
       const tokens = new TokenCache({
@@ -201,7 +166,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
       })
       const error = await rejection(tokens.get())
       expect(error.status).toBe(307)
-      expect(other.hits).toHaveLength(0)
+      expect(other.requests).toHaveLength(0)
       expect(await store.get('default')).toBeUndefined()
       expectNoSecrets(error, [...secretForms, otherToken])
     } finally {
@@ -210,10 +175,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
   })
 
   it('a dispatcher that follows redirects whatever it is told: its answer is refused, never used', async () => {
-    const answers = await countingServer(() => ({
-      status: 307,
-      headers: { location: `${other.origin}/oauth2/token` },
-    }))
+    const answers = await redirecting(307, `${other.origin}/oauth2/token`)
     // A dispatcher that overrides any maxRedirections the request asks for.
     const stubborn = new Agent().compose((dispatch) => {
       const follow = interceptors.redirect({ maxRedirections: 3 })(dispatch)
@@ -239,7 +201,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
       const error = await rejection(tokens.get())
       expect(error.message).toMatch(/redirect/)
       // It did reach the other origin (nothing can stop such a dispatcher), but its token is not used.
-      expect(other.hits).toHaveLength(1)
+      expect(other.requests).toHaveLength(1)
       expect(await store.get('default')).toBeUndefined()
       expectNoSecrets(error, [...secretForms, otherToken])
     } finally {
@@ -249,11 +211,12 @@ describe("guards 'redirects are never followed on the token request'", () => {
   })
 
   it('a same-origin redirect is not followed either', async () => {
-    const answers = await countingServer((_, n) =>
-      n === 1
-        ? { status: 308, headers: { location: '/oauth2/elsewhere' } }
-        : { status: 200, body: { access_token: otherToken, expires_in: 3600 } },
-    )
+    const answers = await startTokenEndpoint({
+      respond: (n) =>
+        n === 1
+          ? { status: 308, headers: { location: '/oauth2/elsewhere' } }
+          : { status: 200, body: { access_token: otherToken, expires_in: 3600 } },
+    })
     try {
       const fetchToken = clientCredentials({
         tokenUrl: `${answers.origin}/oauth2/token`,
@@ -265,7 +228,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
         fetchToken({ key: 'default', signal: new AbortController().signal }),
       )
       expect(error.status).toBe(308)
-      expect(answers.hits.map((hit) => hit.url)).toEqual(['/oauth2/token'])
+      expect(answers.requests.map((hit) => hit.url)).toEqual(['/oauth2/token'])
     } finally {
       await answers.close()
     }
@@ -275,10 +238,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
   // redirects); pinned so that the global-fetch path keeps it.
   it('global fetch with a global dispatcher that composes redirect(): the other origin receives nothing', async () => {
     const previous = getGlobalDispatcher()
-    const answers = await countingServer(() => ({
-      status: 307,
-      headers: { location: `${other.origin}/oauth2/token` },
-    }))
+    const answers = await redirecting(307, `${other.origin}/oauth2/token`)
     setGlobalDispatcher(followingAgent)
     try {
       const fetchToken = clientCredentials({
@@ -291,7 +251,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
         fetchToken({ key: 'default', signal: new AbortController().signal }),
       )
       expect(error.status).toBe(307)
-      expect(other.hits).toHaveLength(0)
+      expect(other.requests).toHaveLength(0)
     } finally {
       setGlobalDispatcher(previous)
       await answers.close()
@@ -300,20 +260,22 @@ describe("guards 'redirects are never followed on the token request'", () => {
 })
 
 describe("guards 'no client secret ever appears in an error message or an enumerable field'", () => {
-  let endpoint: CountingServer
+  let endpoint: TokenEndpoint
   let agent: Agent
   let echo = ''
 
   beforeEach(async () => {
     agent = new Agent()
-    endpoint = await countingServer(() => ({
-      status: 401,
-      body: {
-        error: 'invalid_client',
-        error_description: `echo <${echo}>`,
-        error_uri: `https://login.example.com/errors?echo=${echo}`,
-      },
-    }))
+    endpoint = await startTokenEndpoint({
+      respond: () => ({
+        status: 401,
+        body: {
+          error: 'invalid_client',
+          error_description: `echo <${echo}>`,
+          error_uri: `https://login.example.com/errors?echo=${echo}`,
+        },
+      }),
+    })
   })
   afterEach(async () => {
     await agent.close()

@@ -10,9 +10,16 @@ import {
   type TokenResponse,
 } from '../lib/index.js'
 import { storedToken, toToken } from '../lib/token.js'
-import { registerSecret } from './helpers/secret-registry.js'
-import { expectNoSecrets } from './helpers/secrets.js'
-import { startServer, type TestServer } from './helpers/servers.js'
+import { rejectionOf as rejection, sleep } from './support/async.js'
+import { unsignedJwt as jwt, jwtPayload } from './support/jwt.js'
+import { expectNoSecrets } from './support/secrets.js'
+import {
+  type ApiServer,
+  startApi,
+  startTokenEndpoint,
+  type TokenEndpoint,
+} from './support/servers.js'
+import { tokenSource } from './support/token-sources.js'
 
 /*
  * Hardening of what is made of a token response (issue #10): a token that cannot be
@@ -23,77 +30,18 @@ import { startServer, type TestServer } from './helpers/servers.js'
 const clientId = 'hardening-client'
 const clientSecret = 'hardening-secret-3e9a-77f1'
 
-/** An unsigned JWT (header.payload.signature) with `claims` as its payload. */
-function jwt(claims: Record<string, unknown>): string {
-  const segment = (value: unknown): string =>
-    Buffer.from(JSON.stringify(value)).toString('base64url')
-  return `${segment({ alg: 'none', typ: 'JWT' })}.${segment(claims)}.c2ln`
+/** A token endpoint whose answer to the n-th request is `body(n)` (a 200). */
+function tokenEndpoint(body: (n: number) => Record<string, unknown>): Promise<TokenEndpoint> {
+  return startTokenEndpoint({ respond: (n) => ({ body: body(n) }) })
 }
 
-/** The payload of a JWT access token from `Bearer <jwt>`, unverified; undefined if it is none. */
-function claimsOf(authorization: string | undefined): Record<string, unknown> | undefined {
-  const payload = authorization?.split(' ')[1]?.split('.')[1]
-  if (payload === undefined) return undefined
-  try {
-    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
-  } catch {
-    return undefined
-  }
+/** Sets what the token endpoint answers from now on (a 200 with this body). */
+function issue(endpoint: TokenEndpoint, body: (n: number) => Record<string, unknown>): void {
+  endpoint.respond = (n) => ({ body: body(n) })
 }
 
-/** What the token endpoint answers for the n-th request (its JSON body). */
-type Issue = (n: number) => Record<string, unknown>
-
-interface TokenEndpoint extends TestServer {
-  readonly tokenUrl: string
-  readonly requests: number
-  issue: Issue
-}
-
-async function tokenEndpoint(issue: Issue): Promise<TokenEndpoint> {
-  const state = { issue, requests: 0 }
-  const server = await startServer((_req, res) => {
-    state.requests++
-    const body = state.issue(state.requests)
-    // (registerSecret splits at a space: a token with one would register a fragment of it)
-    const token = body.access_token
-    if (typeof token === 'string' && !/\s/.test(token)) registerSecret(token)
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(body))
-  })
-  return {
-    ...server,
-    tokenUrl: `${server.origin}/oauth2/token`,
-    get requests() {
-      return state.requests
-    },
-    get issue() {
-      return state.issue
-    },
-    set issue(value: Issue) {
-      state.issue = value
-    },
-  }
-}
-
-interface Api extends TestServer {
-  /** The Authorization header of every request that arrived. */
-  readonly hits: (string | undefined)[]
-}
-
-/** A protected API that counts its hits; `accept` decides 200 or 401. */
-async function startApi(
-  accept: (authorization: string | undefined) => boolean = () => true,
-): Promise<Api> {
-  const hits: (string | undefined)[] = []
-  const server = await startServer((req, res) => {
-    hits.push(req.headers.authorization)
-    const ok = accept(req.headers.authorization)
-    res.writeHead(ok ? 200 : 401, ok ? {} : { 'www-authenticate': 'Bearer error="invalid_token"' })
-    res.end(ok ? 'ok' : 'unauthorized')
-  })
-  return { ...server, hits }
-}
+/** The Authorization header of every request the API received. */
+const authorizations = (api: ApiServer) => api.hits.map((hit) => hit.authorization)
 
 /** The TokenRequestError in `error`'s cause chain, if any. */
 function tokenRequestErrorIn(error: unknown): TokenRequestError | undefined {
@@ -104,27 +52,16 @@ function tokenRequestErrorIn(error: unknown): TokenRequestError | undefined {
   return undefined
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => new Error('expected a rejection, got a value'),
-    (reason: unknown) => reason,
-  )
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
 describe("guards 'if no token can be had, the request is not sent': a token that cannot be a header value", () => {
   let endpoint: TokenEndpoint
-  let api: Api
+  let api: ApiServer
   let tokenAgent: Agent
   let agent: Agent
   let dispatcher: Dispatcher
 
   beforeEach(async () => {
     endpoint = await tokenEndpoint(() => ({ access_token: 'unused', expires_in: 3600 }))
-    api = await startApi()
+    api = await startApi({ accept: () => true })
     tokenAgent = new Agent()
     agent = new Agent()
     dispatcher = agent.compose(
@@ -162,7 +99,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
   it.each(Object.entries(badAccessTokens))(
     'an access_token with %s: TokenRequestError without the token, the API never called',
     async (_, token) => {
-      endpoint.issue = () => ({ access_token: token, token_type: 'Bearer', expires_in: 3600 })
+      issue(endpoint, () => ({ access_token: token, token_type: 'Bearer', expires_in: 3600 }))
       for (let attempt = 0; attempt < 2; attempt++) {
         const error = await rejection(request(`${api.origin}/readers`, { dispatcher }))
         const tokenError = tokenRequestErrorIn(error)
@@ -172,7 +109,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
         expect(tokenError?.message).toMatch(/access_token/)
         expectNoSecrets(error, [token, clientSecret])
       }
-      expect(api.hits).toEqual([])
+      expect(authorizations(api)).toEqual([])
     },
   )
 
@@ -189,18 +126,18 @@ describe("guards 'if no token can be had, the request is not sent': a token that
     'a token_type with %s (not an RFC 9110 token): TokenRequestError, the API never called',
     async (_, tokenType) => {
       const token = 'well-formed-token-for-a-bad-type'
-      endpoint.issue = () => ({ access_token: token, token_type: tokenType, expires_in: 3600 })
+      issue(endpoint, () => ({ access_token: token, token_type: tokenType, expires_in: 3600 }))
       const error = await rejection(request(`${api.origin}/readers`, { dispatcher }))
       expect(tokenRequestErrorIn(error)?.message).toMatch(/token_type/)
       expectNoSecrets(error, [token, clientSecret])
-      expect(api.hits).toEqual([])
+      expect(authorizations(api)).toEqual([])
     },
   )
 
   it('still accepts any visible-ASCII token and a tchar token_type (sent as given)', async () => {
     const tokens = ['a+b/c==', 'opaque"quoted",with;odd=chars~!', jwt({ sub: 'svc', exp: 4e9 })]
     for (const token of tokens) {
-      endpoint.issue = () => ({ access_token: token, token_type: 'N_A', expires_in: 3600 })
+      issue(endpoint, () => ({ access_token: token, token_type: 'N_A', expires_in: 3600 }))
       const cache = new TokenCache({
         fetchToken: clientCredentials({
           tokenUrl: endpoint.tokenUrl,
@@ -214,7 +151,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
       await response.body.dump()
       expect(response.statusCode).toBe(200)
     }
-    expect(api.hits).toEqual(tokens.map((token) => `N_A ${token}`))
+    expect(authorizations(api)).toEqual(tokens.map((token) => `N_A ${token}`))
   })
 })
 
@@ -249,11 +186,11 @@ describe("guards 'a token is usable until expiresAt − skew': a JWT exp earlier
 
   it('expires_in 3 with exp = floor(now) + 2: expiresAt is exp', async () => {
     const exp = second + 2
-    endpoint.issue = () => ({
+    issue(endpoint, () => ({
       access_token: jwt({ sub: 'svc', iat: second - 1, exp }),
       token_type: 'Bearer',
       expires_in: 3,
-    })
+    }))
     const token = await cache().get()
     expect(token.expiresAt).toBe(exp * 1000)
     expect(token.obtainedAt).toBe(t0)
@@ -266,10 +203,10 @@ describe("guards 'a token is usable until expiresAt − skew': a JWT exp earlier
   })
 
   it('never lengthens: an exp later than expires_in leaves expires_in', async () => {
-    endpoint.issue = () => ({
+    issue(endpoint, () => ({
       access_token: jwt({ iat: second, exp: second + 7200 }),
       expires_in: 60,
-    })
+    }))
     expect((await cache().get()).expiresAt).toBe(t0 + 60_000)
   })
 
@@ -280,13 +217,13 @@ describe("guards 'a token is usable until expiresAt − skew': a JWT exp earlier
     ['nbf null', { nbf: null, exp: second + 60 }],
     ['exp not positive', { exp: -1 }],
   ])('ignores a JWT whose claims make no sense (%s)', async (_, claims) => {
-    endpoint.issue = () => ({ access_token: jwt(claims), expires_in: 3600 })
+    issue(endpoint, () => ({ access_token: jwt(claims), expires_in: 3600 }))
     expect((await cache().get()).expiresAt).toBe(t0 + 3_600_000)
   })
 
   it('a JWT already past its exp, whatever expires_in says: TokenRequestError, nothing cached', async () => {
     const token = jwt({ iat: second - 120, exp: second - 60 })
-    endpoint.issue = () => ({ access_token: token, expires_in: 3600 })
+    issue(endpoint, () => ({ access_token: token, expires_in: 3600 }))
     const store = memoryStore()
     const error = await rejection(cache(store).get())
     expect(error).toBeInstanceOf(TokenRequestError)
@@ -311,11 +248,13 @@ describe("guards 'fail closed, never send an expired token': short JWT lifetimes
         expires_in: lifetime,
       }
     })
-    const api = await startApi((authorization) => {
-      const exp = claimsOf(authorization)?.exp
-      const fresh = typeof exp === 'number' && exp * 1000 > Date.now()
-      if (!fresh) expiredArrivals++
-      return fresh
+    const api = await startApi({
+      accept: (authorization) => {
+        const exp = jwtPayload(authorization)?.exp
+        const fresh = typeof exp === 'number' && exp * 1000 > Date.now()
+        if (!fresh) expiredArrivals++
+        return fresh
+      },
     })
     const tokenAgent = new Agent()
     const agent = new Agent()
@@ -334,13 +273,13 @@ describe("guards 'fail closed, never send an expired token': short JWT lifetimes
       const statuses: number[] = []
       // Bounded: until three tokens have been issued (two rollovers), or 15 s.
       const giveUpAt = Date.now() + 15_000
-      while (endpoint.requests < 3 && Date.now() < giveUpAt) {
+      while (endpoint.requests.length < 3 && Date.now() < giveUpAt) {
         const response = await request(`${api.origin}/readers`, { dispatcher })
         await response.body.dump()
         statuses.push(response.statusCode)
         await sleep(20)
       }
-      expect(endpoint.requests).toBeGreaterThanOrEqual(3)
+      expect(endpoint.requests.length).toBeGreaterThanOrEqual(3)
       expect(expiredArrivals).toBe(0)
       expect(statuses.every((status) => status === 200)).toBe(true)
     } finally {
@@ -415,7 +354,7 @@ describe("guards 'a token that is already expired is an error, not an endless re
       expect(await store.get('default')).toBeUndefined()
       // Backing off: the next get() gets the same error without a request.
       await rejection(tokens.get())
-      expect(endpoint.requests).toBe(1)
+      expect(endpoint.requests).toHaveLength(1)
     } finally {
       await tokenAgent.close()
       await endpoint.close()
@@ -489,15 +428,9 @@ describe("guards 'a value planted in a shared store is not trusted past the caps
       expiresAt: now + 1000 * 365 * 24 * 3600 * 1000,
     }
     await store.set('default', planted, 60_000)
-    let fetches = 0
-    const tokens = new TokenCache({
-      store,
-      fetchToken: async () => {
-        fetches++
-        return { accessToken: 'fetched-token', expiresIn: 60 }
-      },
-    })
+    const source = tokenSource(() => ({ accessToken: 'fetched-token', expiresIn: 60 }))
+    const tokens = new TokenCache({ store, fetchToken: source.fetchToken })
     expect((await tokens.get()).accessToken).toBe('fetched-token')
-    expect(fetches).toBe(1)
+    expect(source.calls).toHaveLength(1)
   })
 })

@@ -3,6 +3,9 @@
 // expiry or a 401 takes the async path. (Its speed is measured in bench/, not here.)
 import { describe, expect, test } from 'vitest'
 import { accessToken, TokenCache } from '../lib/index.js'
+import { turns } from './support/async.js'
+import { recordingHandler } from './support/handlers.js'
+import { tokenSource } from './support/token-sources.js'
 
 interface Seen {
   headers: unknown
@@ -19,13 +22,7 @@ function harness(options: { tokens: TokenCache; retryOnUnauthorized?: boolean })
   const dispatch = (interceptor as unknown as (d: typeof downstream) => typeof downstream)(
     downstream,
   )
-  const caller = {
-    onRequestStart() {},
-    onResponseStart() {},
-    onResponseData() {},
-    onResponseEnd() {},
-    onResponseError() {},
-  }
+  const caller = recordingHandler().handler
   const send = (origin: string) =>
     dispatch(
       { origin, path: '/r', method: 'GET', headers: { accept: 'application/json' } } as never,
@@ -57,17 +54,12 @@ describe('the cached-token path is synchronous', () => {
   })
 
   test('another origin passes through synchronously, untouched, with no token fetched', () => {
-    let fetched = 0
-    const tokens = new TokenCache({
-      fetchToken: async () => {
-        fetched++
-        return { accessToken: 'hot' }
-      },
-    })
+    const source = tokenSource(() => ({ accessToken: 'hot' }))
+    const tokens = new TokenCache({ fetchToken: source.fetchToken })
     const { seen, send, caller } = harness({ tokens })
     send('https://elsewhere.example.com')
     expect(seen).toEqual([{ headers: { accept: 'application/json' }, handler: caller }])
-    expect(fetched).toBe(0)
+    expect(source.calls).toHaveLength(0)
   })
 
   test('a miss goes async: nothing is dispatched until the token arrives', async () => {
@@ -78,7 +70,7 @@ describe('the cached-token path is synchronous', () => {
     send('https://api.example.com')
     expect(seen).toHaveLength(0)
     await tokens.get()
-    await new Promise((resolve) => setImmediate(resolve))
+    await turns()
     expect(seen).toHaveLength(1)
   })
 })

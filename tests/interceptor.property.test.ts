@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { accessToken, TokenRequestError } from '../lib/index.js'
-import { startServer, type TestServer } from './helpers/servers.js'
+import { type ApiServer, startApi } from './support/servers.js'
 
 /** What the API answers, per request: set by each property run. */
 interface ApiScript {
@@ -11,26 +11,21 @@ interface ApiScript {
   challenge: string | undefined
 }
 
-let api: TestServer
-let other: TestServer
+let api: ApiServer
+let other: ApiServer
 let script: ApiScript = { statuses: [200], challenge: undefined }
-const apiSeen: { authorization: string | undefined; body: string }[] = []
-const otherSeen: string[] = []
 
 beforeAll(async () => {
-  api = await startServer((req, res, body) => {
-    apiSeen.push({ authorization: req.headers.authorization, body: body.toString('latin1') })
-    const status = script.statuses.shift() ?? 200
-    const headers: Record<string, string> = {}
-    if (status === 401 && script.challenge !== undefined)
-      headers['www-authenticate'] = script.challenge
-    res.writeHead(status, headers)
-    res.end(`status ${status}`)
+  api = await startApi({
+    respond: () => {
+      const status = script.statuses.shift() ?? 200
+      const headers: Record<string, string> = {}
+      if (status === 401 && script.challenge !== undefined)
+        headers['www-authenticate'] = script.challenge
+      return { status, headers, body: `status ${status}` }
+    },
   })
-  other = await startServer((req, res) => {
-    otherSeen.push(JSON.stringify(req.rawHeaders))
-    res.end('other')
-  })
+  other = await startApi({ respond: () => ({ body: 'other' }) })
 })
 
 afterAll(async () => {
@@ -122,8 +117,8 @@ test('random header shapes, bodies, challenges and token answers: no crash, no t
           }),
         )
         script = { statuses: [...statuses], challenge: wwwAuthenticate }
-        apiSeen.length = 0
-        otherSeen.length = 0
+        api.reset()
+        other.reset()
         const sent = typeof bodyOf === 'function' ? bodyOf() : bodyOf
         const outcome = await request(`${toOther ? other.origin : api.origin}/p`, {
           dispatcher,
@@ -137,7 +132,10 @@ test('random header shapes, bodies, challenges and token answers: no crash, no t
         await agent.close()
 
         // Never a token on another origin.
-        for (const raw of otherSeen) for (const token of issued) expect(raw).not.toContain(token)
+        for (const hit of other.hits) {
+          const raw = JSON.stringify(hit.rawHeaders)
+          for (const token of issued) expect(raw).not.toContain(token)
+        }
         if (toOther) {
           // Passed through untouched: undici itself refuses an array of [name, value] pairs.
           const pairs = Array.isArray(headers) && Array.isArray(headers[0])
@@ -152,10 +150,10 @@ test('random header shapes, bodies, challenges and token answers: no crash, no t
         } else {
           // The answer is one the API gave, and the API saw at most two attempts.
           expect(outcome.text).toBe(`status ${outcome.status}`)
-          expect(apiSeen.length).toBeLessThanOrEqual(2)
-          if (apiSeen.length === 2) expect(apiSeen[1]?.body).toBe(apiSeen[0]?.body) // same bytes resent
+          expect(api.hits.length).toBeLessThanOrEqual(2)
+          if (api.hits.length === 2) expect(api.hits[1]?.bytes).toEqual(api.hits[0]?.bytes) // same bytes resent
         }
-        for (const hit of apiSeen) expect(hit.authorization).toMatch(/^Bearer \S+$/)
+        for (const hit of api.hits) expect(hit.authorization).toMatch(/^Bearer \S+$/)
       },
     ),
     { numRuns: Number(process.env.PROPERTY_RUNS ?? 120) },

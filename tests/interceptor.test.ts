@@ -8,15 +8,19 @@ import {
   TokenCache,
   TokenRequestError,
 } from '../lib/index.js'
+import { manualClock } from './support/clock.js'
+import { recordingHandler } from './support/handlers.js'
 import {
   type ApiServer,
   builtinFetch,
+  createApi,
+  createTokenEndpoint,
   startApi,
   startServer,
   startTokenEndpoint,
   type TestServer,
   type TokenEndpoint,
-} from './helpers/servers.js'
+} from './support/servers.js'
 
 const clientSecret = 'interceptor-test-secret'
 
@@ -27,7 +31,7 @@ let agent: Agent
 
 beforeAll(async () => {
   api = await startApi()
-  other = await startApi()
+  other = await startApi({ accept: () => true })
   idp = await startTokenEndpoint()
 })
 
@@ -36,17 +40,9 @@ afterAll(async () => {
 })
 
 beforeEach(() => {
-  api.hits.length = 0
-  other.hits.length = 0
-  idp.requests.length = 0
-  idp.issued.length = 0
-  idp.respond = (n) => {
-    const token = `token-${n}`
-    idp.issued.push(token)
-    return { body: { access_token: token, token_type: 'bearer', expires_in: 3600 } }
-  }
-  api.accept = (authorization) => /^Bearer token-\d+$/.test(authorization ?? '')
-  other.accept = () => true
+  api.reset()
+  other.reset()
+  idp.reset()
   agent = new Agent({ keepAliveTimeout: 10_000 })
 })
 
@@ -116,22 +112,10 @@ describe('composition', () => {
   test('a dispatch without an origin (undici 7 Pool/Client) is refused with a named fix, never sent', async () => {
     const pool = new Pool(api.origin)
     const composed = pool.compose(accessToken({ origins: api.origin, fetchToken: fetchToken() }))
-    const error = await new Promise<Error>((resolve) => {
-      composed.dispatch(
-        { path: '/no-origin', method: 'GET' },
-        {
-          onRequestStart() {},
-          onResponseStart() {},
-          onResponseData() {},
-          onResponseEnd() {
-            resolve(new Error('sent'))
-          },
-          onResponseError(_controller, reason) {
-            resolve(reason)
-          },
-        },
-      )
-    })
+    const recorder = recordingHandler()
+    composed.dispatch({ path: '/no-origin', method: 'GET' }, recorder.handler)
+    expect(await recorder.ended).toBe('error')
+    const error = recorder.error as Error
     expect(error).toBeInstanceOf(AccessTokenError)
     expect((error as AccessTokenError).code).toBe('UAT_NO_ORIGIN')
     expect(error.message).toMatch(/new Agent\(\)\.compose/)
@@ -250,21 +234,16 @@ describe('single flight and scoping', () => {
   })
 
   test('the token endpoint on the API origin is never sent a token (no recursion)', async () => {
-    const shared = await startServer((req, res) => {
-      if (req.url === '/token') {
-        res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(
-          JSON.stringify({
-            access_token: 'token-9',
-            expires_in: 60,
-            seen: req.headers.authorization,
-          }),
-        )
-        return
-      }
-      res.writeHead(200)
-      res.end(req.headers.authorization ?? 'none')
+    // One origin: the token endpoint at /token, an API echoing the Authorization it got.
+    const sharedToken = createTokenEndpoint({
+      respond: () => ({ body: { access_token: 'token-9', expires_in: 60 } }),
     })
+    const sharedApi = createApi({
+      respond: (hit) => ({ body: hit.authorization ?? 'none' }),
+    })
+    const shared = await startServer((req, res, body) =>
+      (req.url === '/token' ? sharedToken : sharedApi).handle(req, res, body),
+    )
     try {
       const dispatcher = agent.compose(
         accessToken({
@@ -284,6 +263,9 @@ describe('single flight and scoping', () => {
       const response = await request(`${shared.origin}/data`, { dispatcher })
       expect(await response.body.text()).toBe('Bearer token-9')
       expect(idp.requests).toHaveLength(0) // the inner interceptor did not decorate the token request
+      expect(sharedToken.requests.map((r) => r.headers.authorization)).toEqual([
+        expect.stringMatching(/^Basic /),
+      ])
     } finally {
       await shared.close()
     }
@@ -463,11 +445,7 @@ describe('401: renew once and retry', () => {
     await (await request(`${api.origin}/warm`, { dispatcher })).body.dump()
     acceptOnlyNewest()
     idp.issued.push('revoked') // token-1 is no longer accepted
-    idp.respond = (n) => {
-      const token = `token-${n}`
-      idp.issued.push(token)
-      return { body: { access_token: token, expires_in: 3600 }, delay: 30 }
-    }
+    idp.respond = (n) => ({ body: { access_token: `token-${n}`, expires_in: 3600 }, delay: 30 })
     api.hits.length = 0
     const statuses = await Promise.all(
       Array.from({ length: 100 }, async (_, i) => {
@@ -492,10 +470,10 @@ describe('401: renew once and retry', () => {
 
   test('an API that answers 401 to everything: 200 sequential requests each get the 401 after ≤ 2 hits; renewals rate-limited', async () => {
     api.accept = () => false
-    let clock = 1_000_000
-    const dispatcher = authAgent({ now: () => clock, minRenewalInterval: 5_000 })
+    const clock = manualClock(1_000_000)
+    const dispatcher = authAgent({ now: clock.now, minRenewalInterval: 5_000 })
     for (let i = 0; i < 200; i++) {
-      clock += 100 // 20 s in all
+      clock.advance(100) // 20 s in all
       const before = api.hits.length
       const response = await request(`${api.origin}/deny/${i}`, { dispatcher })
       expect(response.statusCode).toBe(401)
@@ -568,11 +546,7 @@ describe('bodies on the retry', () => {
     await (await request(`${api.origin}/warm`, { dispatcher })).body.dump()
     acceptOnlyNewest()
     idp.issued.push('revoked') // the cached token is no longer accepted
-    idp.respond = (n) => {
-      const token = `token-${n}`
-      idp.issued.push(token)
-      return { body: { access_token: token, expires_in: 3600 } }
-    }
+    idp.respond = (n) => ({ body: { access_token: `token-${n}`, expires_in: 3600 } })
     api.hits.length = 0
   }
 

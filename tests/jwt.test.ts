@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { jwtExpiry, jwtTimes } from '../lib/jwt.js'
-
-/** base64url of a JSON value (or of raw text), as a JWT segment. */
-function segment(value: unknown, raw = false): string {
-  return Buffer.from(raw ? String(value) : JSON.stringify(value)).toString('base64url')
-}
+import { segment, unsignedJwt } from './support/jwt.js'
 
 /** An unsigned JWT: header.payload.signature. */
-function jwt(payload: unknown, signature = 'c2ln'): string {
-  return `${segment({ alg: 'none', typ: 'JWT' })}.${segment(payload)}.${signature}`
-}
+const jwt = (payload: unknown, signature?: string): string => unsignedJwt(payload, { signature })
 
 describe('jwtExpiry', () => {
   it('reads exp (seconds) as epoch ms', () => {

@@ -1,8 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import ExpiryMap from 'expiry-map'
 import { describe, expect, it } from 'vitest'
 import { BoundedMap } from '../lib/cache/bounded-map.js'
 import { memoryStore, type Token } from '../lib/index.js'
+import { sleep } from './support/async.js'
+import { tokenSource } from './support/token-sources.js'
 
 function token(accessToken: string): Token {
   const now = Date.now()
@@ -190,20 +191,17 @@ describe('expiry-map early eviction (#6)', () => {
 describe('TokenCache with memoryStore({ maxEntries })', () => {
   it('bounds its process-local view by the same maxEntries', async () => {
     const { TokenCache } = await import('../lib/index.js')
-    let calls = 0
+    const source = tokenSource((_, { key }) => ({ accessToken: `t-${key}`, expiresIn: 3600 }))
     const tokens = new TokenCache({
       store: memoryStore({ maxEntries: 3 }),
-      fetchToken: async ({ key }) => {
-        calls++
-        return { accessToken: `t-${key}`, expiresIn: 3600 }
-      },
+      fetchToken: source.fetchToken,
     })
     for (const key of ['a', 'b', 'c', 'd']) await tokens.get(key)
-    expect(calls).toBe(4)
+    expect(source.calls).toHaveLength(4)
     await tokens.get('d') // newest: kept
     await tokens.get('b')
-    expect(calls).toBe(4)
+    expect(source.calls).toHaveLength(4)
     await tokens.get('a') // the oldest write was dropped from both levels
-    expect(calls).toBe(5)
+    expect(source.calls).toHaveLength(5)
   })
 })

@@ -1,58 +1,27 @@
 import { describe, expect, test } from 'vitest'
-import { type FetchToken, TokenCache, type TokenResponse } from '../lib/index.js'
-
-/** A fetchToken whose answers the test releases one by one. */
-function gatedSource(expiresIn: number) {
-  const pending: ((response: TokenResponse | Error) => void)[] = []
-  let calls = 0
-  const fetchToken: FetchToken = () =>
-    new Promise<TokenResponse>((resolve, reject) => {
-      calls++
-      const n = calls
-      pending.push((answer) =>
-        answer instanceof Error
-          ? reject(answer)
-          : resolve(answer ?? { accessToken: `t${n}`, expiresIn }),
-      )
-    })
-  return {
-    fetchToken,
-    get calls() {
-      return calls
-    },
-    /** Answers the oldest open call (once it is made) with a fresh token, or an error. */
-    async release(answer?: Error) {
-      for (let i = 0; i < 100 && pending.length === 0; i++) await settle()
-      const next = pending.shift()
-      if (next === undefined) throw new Error('no token request is waiting')
-      next(answer ?? { accessToken: `t${calls - pending.length}`, expiresIn })
-    },
-    get waiting() {
-      return pending.length
-    },
-  }
-}
+import { TokenCache } from '../lib/index.js'
+import { sleep, turns } from './support/async.js'
+import { manualClock } from './support/clock.js'
+import { gatedSource, tokenSource } from './support/token-sources.js'
 
 /** Lets queued promise work (store reads, the background refresh) run. */
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
-}
+const settle = () => turns(5)
 
 describe('refresh-ahead', () => {
   test('past 0.8 of the lifetime a read gets the cached token at once and starts one background refresh', async () => {
-    let now = 1_000_000
+    const clock = manualClock(1_000_000)
     const source = gatedSource(100) // 100 s; skew 10 s (a tenth); refresh at 80 s
-    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: () => now })
+    const tokens = new TokenCache({ fetchToken: source.fetchToken, now: clock.now })
     const first = tokens.get()
     await source.release()
     expect((await first).accessToken).toBe('t1')
 
-    now += 79_000
+    clock.advance(79_000)
     expect((await tokens.get()).accessToken).toBe('t1')
     await settle()
     expect(source.calls).toBe(1) // before the refresh point nothing happens
 
-    now += 2_000 // 81 s: past the refresh point, still usable
+    clock.advance(2_000) // 81 s: past the refresh point, still usable
     const during = await Promise.all(Array.from({ length: 50 }, () => tokens.get()))
     // everybody was served while the refresh is still waiting on the endpoint
     expect(during.every((token) => token.accessToken === 't1')).toBe(true)
@@ -66,21 +35,21 @@ describe('refresh-ahead', () => {
   })
 
   test('refreshAhead: false refreshes only at expiry, and readers wait then', async () => {
-    let now = 0
+    const clock = manualClock(0)
     const source = gatedSource(100)
     const tokens = new TokenCache({
       fetchToken: source.fetchToken,
-      now: () => now,
+      now: clock.now,
       refreshAhead: false,
     })
     const first = tokens.get()
     await source.release()
     await first
-    now = 85_000
+    clock.set(85_000)
     expect((await tokens.get()).accessToken).toBe('t1')
     await settle()
     expect(source.calls).toBe(1)
-    now = 90_000 // expiresAt − skew
+    clock.set(90_000) // expiresAt − skew
     let resolved = false
     const waiting = tokens.get().then((token) => {
       resolved = true
@@ -93,34 +62,34 @@ describe('refresh-ahead', () => {
   })
 
   test('a failed background refresh keeps the old token serving, retries with backoff, and errors only once the token is unusable', async () => {
-    let now = 0
+    const clock = manualClock(0)
     const source = gatedSource(100)
     const tokens = new TokenCache({
       fetchToken: source.fetchToken,
-      now: () => now,
+      now: clock.now,
       backoff: { initialDelay: 1_000, jitter: 0 },
     })
     const first = tokens.get()
     await source.release()
     await first
-    now = 81_000
+    clock.set(81_000)
     expect((await tokens.get()).accessToken).toBe('t1')
     await source.release(new Error('endpoint down'))
     await settle()
     // still served, no new request inside the backoff window
-    now = 81_500
+    clock.set(81_500)
     expect((await tokens.get()).accessToken).toBe('t1')
     await settle()
     expect(source.calls).toBe(2)
     // past the window: the next read tries again in the background
-    now = 82_100
+    clock.set(82_100)
     expect((await tokens.get()).accessToken).toBe('t1')
     await settle()
     expect(source.calls).toBe(3)
     await source.release(new Error('still down'))
     await settle()
     // the token is unusable at 90 s; then a caller sees the error (after the backoff window)
-    now = 95_000
+    clock.set(95_000)
     const failing = tokens.get()
     await source.release(new Error('down for good'))
     await expect(failing).rejects.toMatchObject({ name: 'TokenRequestError' })
@@ -128,15 +97,8 @@ describe('refresh-ahead', () => {
 
   test('a short token from a slow endpoint rolls over without anyone waiting (real time: 2 s tokens, 300 ms endpoint)', async () => {
     const run = async (refreshAhead: number | false) => {
-      let calls = 0
-      const tokens = new TokenCache({
-        refreshAhead,
-        fetchToken: async () => {
-          calls++
-          await new Promise((resolve) => setTimeout(resolve, 300))
-          return { accessToken: `t${calls}`, expiresIn: 2 }
-        },
-      })
+      const source = tokenSource((n) => ({ accessToken: `t${n}`, expiresIn: 2 }), { delay: 300 })
+      const tokens = new TokenCache({ refreshAhead, fetchToken: source.fetchToken })
       let waited = 0
       const until = Date.now() + 3_000
       await tokens.get()
@@ -145,9 +107,9 @@ describe('refresh-ahead', () => {
         const token = await tokens.get()
         // A token obtained after the read began means that read waited for the endpoint.
         if (token.obtainedAt > asked) waited++
-        await new Promise((resolve) => setTimeout(resolve, 20))
+        await sleep(20)
       }
-      return { waited, calls }
+      return { waited, calls: source.calls.length }
     }
     const adaptive = await run(0.8)
     const blocking = await run(false)

@@ -2,6 +2,8 @@
 // always released, whichever way the fetch it guards ends.
 import { expect, test } from 'vitest'
 import { memoryStore, type Token, TokenCache, type TokenStore } from '../lib/index.js'
+import { gate, sleep, withTimeout } from './support/async.js'
+import { tokenSource } from './support/token-sources.js'
 
 function lockingStore() {
   const inner = memoryStore()
@@ -24,7 +26,7 @@ function lockingStore() {
   return { store, events }
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
+const settle = () => sleep(20)
 
 test('the lock is released after the token is stored', async () => {
   const { store, events } = lockingStore()
@@ -52,18 +54,18 @@ test('the lock is released when the fetch fails', async () => {
 
 test('the lock is released when the cache is cleared during the fetch (nothing stored)', async () => {
   const { store, events } = lockingStore()
-  let release: () => void = () => {}
+  const fetched = gate()
   const tokens = new TokenCache({
     store,
-    fetchToken: () =>
-      new Promise((resolve) => {
-        release = () => resolve({ accessToken: 'a', expiresIn: 60 })
-      }),
+    fetchToken: async () => {
+      await fetched.promise
+      return { accessToken: 'a', expiresIn: 60 }
+    },
   })
   const pending = tokens.get()
   await settle()
   await tokens.clear()
-  release()
+  fetched.open()
   expect((await pending).accessToken).toBe('a')
   await settle()
   expect(events).toEqual(['lock', 'release'])
@@ -71,7 +73,7 @@ test('the lock is released when the cache is cleared during the fetch (nothing s
 
 test("guards 'a dead lock holder does not stall the fleet' (#10.13): a squatted lock is waited on for about the store's lockTtl, not timeout + 5 s", async () => {
   const inner = memoryStore()
-  let fetches = 0
+  const source = tokenSource(() => ({ accessToken: 'own', expiresIn: 60 }))
   const store: TokenStore = {
     get: (key) => inner.get(key),
     set: (key, token, ttl) => inner.set(key, token, ttl),
@@ -82,17 +84,9 @@ test("guards 'a dead lock holder does not stall the fleet' (#10.13): a squatted 
   const tokens = new TokenCache({
     store,
     timeout: 10_000, // a wait of timeout + 5 s would be 15 s
-    fetchToken: async () => {
-      fetches++
-      return { accessToken: 'own', expiresIn: 60 }
-    },
+    fetchToken: source.fetchToken,
   })
-  let timer: NodeJS.Timeout | undefined
-  const stalled = new Promise<'stalled'>((resolve) => {
-    timer = setTimeout(() => resolve('stalled'), 5_000) // a hang guard, far above 300 ms
-  })
-  const result = await Promise.race([tokens.get(), stalled])
-  clearTimeout(timer)
-  expect(result).not.toBe('stalled')
-  expect(fetches).toBe(1)
+  // a hang guard, far above 300 ms
+  await expect(withTimeout(tokens.get(), 5_000, 'tokens.get() (stalled)')).resolves.toBeDefined()
+  expect(source.calls).toHaveLength(1)
 })

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -11,6 +10,10 @@ import {
   type TokenResponse,
   type TokenStore,
 } from '../lib/index.js'
+import { deferred, rejectionOf, settled, sleep, turns, until } from './support/async.js'
+import { manualClock, t0 } from './support/clock.js'
+import { unsignedJwt as jwt } from './support/jwt.js'
+import { tokenSource } from './support/token-sources.js'
 
 /*
  * TokenCache without HTTP: fetchToken is a plain function that counts its calls,
@@ -22,60 +25,8 @@ import {
  * minute on, past any backoff the cache may apply after a failed fetch.
  */
 
-/** The injected clock's start (epoch ms). */
-const t0 = Date.UTC(2026, 0, 1)
-
-interface Clock {
-  now: () => number
-  set(epochMs: number): void
-  advance(ms: number): void
-}
-
-function makeClock(start: number = t0): Clock {
-  let time = start
-  return {
-    now: () => time,
-    set: (epochMs) => {
-      time = epochMs
-    },
-    advance: (ms) => {
-      time += ms
-    },
-  }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>
-  resolve: (value: T) => void
-  reject: (reason: unknown) => void
-}
-
-function deferred<T>(): Deferred<T> {
-  const result = {} as Deferred<T>
-  result.promise = new Promise<T>((resolve, reject) => {
-    result.resolve = resolve
-    result.reject = reject
-  })
-  return result
-}
-
-type FetchContext = Parameters<FetchToken>[0]
-type Respond = (call: number, context: FetchContext) => TokenResponse | Promise<TokenResponse>
-
-/** A fetchToken that records its calls; by default call n answers `<key>-<n>` for 3600 s. */
-function source(
-  respond: Respond = (call, { key }) => ({ accessToken: `${key}-${call}`, expiresIn: 3600 }),
-): {
-  fetchToken: FetchToken
-  calls: FetchContext[]
-} {
-  const calls: FetchContext[] = []
-  const fetchToken: FetchToken = async (context) => {
-    calls.push(context)
-    return respond(calls.length, context)
-  }
-  return { fetchToken, calls }
-}
+// The injected clock starts at t0 (tests/support/clock.js); `tokenSource()` is a fetchToken that
+// records its calls, by default answering call n with `<key>-<n>` for 3600 s.
 
 /**
  * Every cache here is built through this, so an option all of them need goes in one place.
@@ -89,23 +40,8 @@ function makeCache(options: TokenCacheOptions): TokenCache {
 /** An access token that must never show up in an error. */
 const secret = 'secret-access-token-value'
 
-/** An unsigned JWT (header.payload.sig, base64url) with this payload. */
-function jwt(payload: Record<string, unknown>): string {
-  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-  return `${part({ alg: 'none', typ: 'JWT' })}.${part(payload)}.sig`
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection, but the promise resolved')
-}
-
 async function tokenRequestErrorOf(promise: Promise<unknown>): Promise<TokenRequestError> {
-  const error = await errorOf(promise)
+  const error = await rejectionOf(promise)
   expect(error).toBeInstanceOf(TokenRequestError)
   return error as TokenRequestError
 }
@@ -118,21 +54,7 @@ type Settled<T> =
 /** How `promise` stands after `ms` of real time. */
 async function stateAfter<T>(promise: Promise<T>, ms: number): Promise<Settled<T>> {
   const pending: Settled<T> = { status: 'pending' }
-  return Promise.race([
-    promise.then(
-      (value): Settled<T> => ({ status: 'fulfilled', value }),
-      (reason: unknown): Settled<T> => ({ status: 'rejected', reason }),
-    ),
-    sleep(ms, pending),
-  ])
-}
-
-async function until(condition: () => boolean, ms = 1_000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error('condition not met in time')
-    await sleep(1)
-  }
+  return Promise.race([settled(promise), sleep(ms).then(() => pending)])
 }
 
 /** A TokenStore over a Map, recording calls; `delay` makes every call slow. */
@@ -166,7 +88,7 @@ function mapStore(): TokenStore & {
 
 describe('single flight', () => {
   it('1 000 concurrent get() on a cold cache make exactly one fetchToken call', async () => {
-    const { fetchToken, calls } = source(async (call) => {
+    const { fetchToken, calls } = tokenSource(async (call) => {
       await sleep(20)
       return { accessToken: `token-${call}`, expiresIn: 3600 }
     })
@@ -182,7 +104,7 @@ describe('single flight', () => {
 
   it('fetches two keys independently: 2 calls, and one failing does not touch the other', async () => {
     const gateA = deferred<TokenResponse>()
-    const { fetchToken, calls } = source((call, { key }) =>
+    const { fetchToken, calls } = tokenSource((call, { key }) =>
       key === 'a' ? gateA.promise : { accessToken: `b-${call}`, expiresIn: 3600 },
     )
     const cache = makeCache({ fetchToken })
@@ -205,7 +127,7 @@ describe('single flight', () => {
   })
 
   it("uses the key 'default' when get() is given none", async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken })
     const token = await cache.get()
     expect(calls).toHaveLength(1)
@@ -220,8 +142,8 @@ describe('single flight', () => {
 
 describe('expiry (injected clock)', () => {
   it('refetches a 3600 s token at expiresAt − 30 s (default clockSkew), not a millisecond before', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source()
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, now: clock.now })
     const first = await cache.get()
     expect(first).toMatchObject({
@@ -244,8 +166,11 @@ describe('expiry (injected clock)', () => {
   })
 
   it('gives a 10 s token a skew of 1 s (a tenth of its lifetime): cached for 9 s', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) => ({ accessToken: `t${call}`, expiresIn: 10 }))
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) => ({
+      accessToken: `t${call}`,
+      expiresIn: 10,
+    }))
     const cache = makeCache({ fetchToken, now: clock.now })
     for (let at = 0; at < 9_000; at += 250) {
       clock.set(t0 + at)
@@ -260,8 +185,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('honours clockSkew, still capped at a tenth of the lifetime', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) => ({
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) => ({
       accessToken: `t${call}`,
       expiresIn: call === 1 ? 3600 : 600,
     }))
@@ -280,8 +205,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('with clockSkew 0 uses a token up to its expiresAt', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source()
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, now: clock.now, clockSkew: 0 })
     await cache.get()
     clock.set(t0 + 3_600_000 - 1)
@@ -292,8 +217,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('takes expiresAt as epoch ms', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) => ({
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) => ({
       accessToken: `t${call}`,
       expiresAt: clock.now() + 600_000,
     }))
@@ -308,8 +233,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('takes expiresAt as a Date, and keeps it as epoch ms', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) => ({
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) => ({
       accessToken: `t${call}`,
       expiresAt: new Date(clock.now() + 120_000),
     }))
@@ -324,8 +249,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('prefers expiresIn over expiresAt', async () => {
-    const clock = makeClock()
-    const { fetchToken } = source(() => ({
+    const clock = manualClock()
+    const { fetchToken } = tokenSource(() => ({
       accessToken: 't',
       expiresIn: 60,
       expiresAt: t0 + 3_600_000,
@@ -335,8 +260,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it("falls back to a JWT's exp claim when neither expiresIn nor expiresAt is given", async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) =>
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) =>
       call === 1
         ? { accessToken: jwt({ sub: 'svc', exp: (t0 + 1_800_000) / 1000 }) }
         : { accessToken: `opaque-${call}`, expiresIn: 3600 },
@@ -352,8 +277,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it('falls back to defaultLifetime, 300 000 ms by default', async () => {
-    const clock = makeClock()
-    const opaque = source((call) => ({ accessToken: `opaque-${call}` }))
+    const clock = manualClock()
+    const opaque = tokenSource((call) => ({ accessToken: `opaque-${call}` }))
     const cache = makeCache({ fetchToken: opaque.fetchToken, now: clock.now })
     expect((await cache.get()).expiresAt).toBe(t0 + 300_000)
     clock.set(t0 + 270_000 - 1)
@@ -363,8 +288,8 @@ describe('expiry (injected clock)', () => {
     expect(opaque.calls).toHaveLength(2)
 
     // A JWT without exp, and a custom defaultLifetime (skew: a tenth of it).
-    const clock2 = makeClock()
-    const noExp = source((call) => ({ accessToken: jwt({ sub: `svc-${call}` }) }))
+    const clock2 = manualClock()
+    const noExp = tokenSource((call) => ({ accessToken: jwt({ sub: `svc-${call}` }) }))
     const cache2 = makeCache({
       fetchToken: noExp.fetchToken,
       now: clock2.now,
@@ -391,8 +316,8 @@ describe('expiry (injected clock)', () => {
   ])(
     'rejects a token that is already expired (%s) once, without a refetch loop',
     async (_, respond) => {
-      const clock = makeClock()
-      const { fetchToken, calls } = source(respond)
+      const clock = manualClock()
+      const { fetchToken, calls } = tokenSource(respond)
       const store = memoryStore()
       const cache = makeCache({ fetchToken, now: clock.now, store })
       const error = await tokenRequestErrorOf(cache.get())
@@ -417,8 +342,8 @@ describe('expiry (injected clock)', () => {
     ["'-1'", '-1'],
     ['true', true],
   ])('rejects expiresIn %s, and caches nothing', async (_, expiresIn) => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) =>
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) =>
       call === 1
         ? { accessToken: secret, expiresIn: expiresIn as number }
         : { accessToken: 'good', expiresIn: 3600 },
@@ -435,8 +360,8 @@ describe('expiry (injected clock)', () => {
   })
 
   it("accepts a numeric string expiresIn ('3600')", async () => {
-    const clock = makeClock()
-    const { fetchToken } = source(() => ({
+    const clock = manualClock()
+    const { fetchToken } = tokenSource(() => ({
       accessToken: 't',
       expiresIn: '3600' as unknown as number,
     }))
@@ -447,7 +372,7 @@ describe('expiry (injected clock)', () => {
   })
 
   it('keeps the response: tokenType as sent, other fields under their own names', async () => {
-    const { fetchToken } = source(() => ({
+    const { fetchToken } = tokenSource(() => ({
       accessToken: 't',
       tokenType: 'DPoP',
       expiresIn: 3600,
@@ -469,15 +394,15 @@ describe('expiry (injected clock)', () => {
     ['null', null],
     ['a string', 'token'],
   ])('rejects a response with %s', async (_, response) => {
-    const { fetchToken } = source(() => response as TokenResponse)
+    const { fetchToken } = tokenSource(() => response as TokenResponse)
     await tokenRequestErrorOf(makeCache({ fetchToken }).get())
   })
 })
 
 describe('slidingExpiration', () => {
   it('drops a token not read for that long', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source()
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource()
     const store = memoryStore()
     const cache = makeCache({ fetchToken, now: clock.now, store, slidingExpiration: 60_000 })
     await cache.get()
@@ -491,8 +416,8 @@ describe('slidingExpiration', () => {
   })
 
   it('keeps a token read regularly, but never past its absolute expiry', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source()
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, now: clock.now, slidingExpiration: 60_000 })
     for (let at = t0; at < t0 + 3_570_000; at += 50_000) {
       clock.set(at)
@@ -507,7 +432,7 @@ describe('slidingExpiration', () => {
 
 describe('invalidate and clear', () => {
   it('evicts only while the cached token is still the rejected one', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken })
     const first = await cache.get('k')
 
@@ -527,7 +452,7 @@ describe('invalidate and clear', () => {
   })
 
   it('evicts whatever is cached when no token is named', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken })
     expect(await cache.invalidate('k')).toBe(false) // nothing cached
     await cache.get('k')
@@ -537,7 +462,7 @@ describe('invalidate and clear', () => {
   })
 
   it('clear() forgets every key, in the store too', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const store = memoryStore()
     const cache = makeCache({ fetchToken, store })
     await cache.get('a')
@@ -554,7 +479,7 @@ describe('invalidate and clear', () => {
 describe('invalidate while a fetch runs (p-memoize 8 lands results after a delete)', () => {
   it('does not cache the token the flight brings back when it was invalidated meanwhile', async () => {
     const gate = deferred<TokenResponse>()
-    const { fetchToken, calls } = source((call) =>
+    const { fetchToken, calls } = tokenSource((call) =>
       call === 1 ? gate.promise : { accessToken: `fresh-${call}`, expiresIn: 3600 },
     )
     const cache = makeCache({ fetchToken })
@@ -585,7 +510,7 @@ describe('invalidate while a fetch runs (p-memoize 8 lands results after a delet
         return value
       },
     }
-    const clock = makeClock()
+    const clock = manualClock()
     const stale: Token = {
       accessToken: 'X',
       tokenType: 'Bearer',
@@ -593,7 +518,7 @@ describe('invalidate while a fetch runs (p-memoize 8 lands results after a delet
       obtainedAt: t0,
     }
     inner.entries.set('k', stale)
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, store: slowStore, storeTimeout: 2_000, now: clock.now })
 
     const waiting = cache.get('k')
@@ -622,14 +547,14 @@ describe('invalidate while a fetch runs (p-memoize 8 lands results after a delet
           return value
         },
       }
-      const clock = makeClock()
+      const clock = manualClock()
       inner.entries.set('k', {
         accessToken: 'X',
         tokenType: 'Bearer',
         expiresAt: t0 + 3_600_000,
         obtainedAt: t0,
       })
-      const { fetchToken, calls } = source()
+      const { fetchToken, calls } = tokenSource()
       const cache = makeCache({ fetchToken, store: slowStore, storeTimeout: 2_000, now: clock.now })
 
       const waiting = cache.get('k')
@@ -650,7 +575,7 @@ describe('invalidate while a fetch runs, without naming a token', () => {
     'serves the fetched token to its waiters but does not cache it (%s)',
     async (forget) => {
       const gate = deferred<TokenResponse>()
-      const { fetchToken, calls } = source((call) =>
+      const { fetchToken, calls } = tokenSource((call) =>
         call === 1 ? gate.promise : { accessToken: `after-${call}`, expiresIn: 3600 },
       )
       const store = memoryStore()
@@ -671,7 +596,7 @@ describe('invalidate while a fetch runs, without naming a token', () => {
 describe('signal', () => {
   it('detaches only the aborted caller; the shared fetch goes on for the others', async () => {
     const gate = deferred<TokenResponse>()
-    const { fetchToken, calls } = source(() => gate.promise)
+    const { fetchToken, calls } = tokenSource(() => gate.promise)
     const cache = makeCache({ fetchToken })
     const victim = new AbortController()
     const others = Array.from({ length: 9 }, () => new AbortController())
@@ -696,7 +621,7 @@ describe('signal', () => {
 
   it('finishes and caches the fetch even when every caller detached', async () => {
     const gate = deferred<TokenResponse>()
-    const { fetchToken, calls } = source(() => gate.promise)
+    const { fetchToken, calls } = tokenSource(() => gate.promise)
     const cache = makeCache({ fetchToken })
     const controller = new AbortController()
     const aborted = cache.get('k', { signal: controller.signal })
@@ -710,7 +635,7 @@ describe('signal', () => {
   })
 
   it('rejects with the reason of an already-aborted signal without starting a fetch', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken })
     const reason = new Error('already gone')
     await expect(cache.get('k', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason)
@@ -720,8 +645,8 @@ describe('signal', () => {
 
 describe('timeout', () => {
   it('rejects with a TokenRequestError after `timeout` ms, aborts the fetch, and tries again next time', async () => {
-    const clock = makeClock()
-    const { fetchToken, calls } = source((call) =>
+    const clock = manualClock()
+    const { fetchToken, calls } = tokenSource((call) =>
       call === 1
         ? new Promise<TokenResponse>(() => {})
         : { accessToken: 'second', expiresIn: 3600 },
@@ -745,12 +670,12 @@ describe('timeout', () => {
 
 describe('failed fetches', () => {
   it('shares one rejection with every waiter, and does not cache it', async () => {
-    const clock = makeClock()
+    const clock = manualClock()
     const failure = new TokenRequestError('invalid_client', {
       status: 401,
       error: 'invalid_client',
     })
-    const { fetchToken, calls } = source(async (call) => {
+    const { fetchToken, calls } = tokenSource(async (call) => {
       await sleep(10)
       if (call === 1) throw failure
       return { accessToken: 'after-failure', expiresIn: 3600 }
@@ -799,7 +724,7 @@ describe('failed fetches', () => {
 
 describe('stores', () => {
   it('counts a store that throws as a miss', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     for (const broken of [
       {
         get: () => Promise.reject(new Error('down')),
@@ -831,7 +756,7 @@ describe('stores', () => {
   })
 
   it('counts a store call slower than storeTimeout as a miss, and answers quickly', async () => {
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const never = <T>(): Promise<T> => new Promise<T>(() => {})
     const hanging: TokenStore = { get: never, set: never, delete: never, clear: never }
     const cache = makeCache({ fetchToken, store: hanging, storeTimeout: 50 })
@@ -846,10 +771,10 @@ describe('stores', () => {
   })
 
   it('uses a token already in a shared store without fetching', async () => {
-    const clock = makeClock()
+    const clock = manualClock()
     const shared = memoryStore()
-    const first = source((call) => ({ accessToken: `one-${call}`, expiresIn: 3600 }))
-    const second = source((call) => ({ accessToken: `two-${call}`, expiresIn: 3600 }))
+    const first = tokenSource((call) => ({ accessToken: `one-${call}`, expiresIn: 3600 }))
+    const second = tokenSource((call) => ({ accessToken: `two-${call}`, expiresIn: 3600 }))
     const a = makeCache({ fetchToken: first.fetchToken, store: shared, now: clock.now })
     const b = makeCache({ fetchToken: second.fetchToken, store: shared, now: clock.now })
     const token = await a.get('k')
@@ -859,7 +784,7 @@ describe('stores', () => {
   })
 
   it('does not use a stored token that is no longer usable, or is not a token', async () => {
-    const clock = makeClock()
+    const clock = manualClock()
     const store = mapStore()
     store.entries.set('old', {
       accessToken: 'old',
@@ -868,7 +793,7 @@ describe('stores', () => {
       expiresAt: t0 + 10_000, // inside the 30 s skew
     })
     store.entries.set('junk', { accessToken: 'junk' } as Token)
-    const { fetchToken, calls } = source()
+    const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, store, now: clock.now })
     expect((await cache.get('old')).accessToken).toBe('old-1')
     expect((await cache.get('junk')).accessToken).toBe('junk-2')
@@ -876,9 +801,9 @@ describe('stores', () => {
   })
 
   it('stores a fresh token with a ttl equal to its remaining lifetime', async () => {
-    const clock = makeClock()
+    const clock = manualClock()
     const store = mapStore()
-    const { fetchToken } = source((call) =>
+    const { fetchToken } = tokenSource((call) =>
       call === 1
         ? { accessToken: 'in', expiresIn: 3600 }
         : { accessToken: 'at', expiresAt: clock.now() + 90_000 },
@@ -915,12 +840,12 @@ describe('options', () => {
     { slidingExpiration: -1 },
     { minRenewalInterval: -1 },
   ])('throws RangeError for %o', (bad) => {
-    const { fetchToken } = source()
+    const { fetchToken } = tokenSource()
     expect(() => new TokenCache({ fetchToken, ...bad })).toThrow(RangeError)
   })
 
   it('accepts zero where zero makes sense', () => {
-    const { fetchToken } = source()
+    const { fetchToken } = tokenSource()
     expect(() => new TokenCache({ fetchToken, clockSkew: 0, minRenewalInterval: 0 })).not.toThrow()
   })
 })
@@ -995,7 +920,7 @@ describe('property: usable tokens only, one fetch in flight per key', () => {
         fc.array(step, { maxLength: 25 }),
         fc.array(lifetime, { minLength: 1, maxLength: 8 }),
         async (steps, lifetimes) => {
-          const clock = makeClock()
+          const clock = manualClock()
           const inFlight = new Map<string, number>()
           let maxInFlight = 0
           let fetches = 0
@@ -1005,7 +930,7 @@ describe('property: usable tokens only, one fetch in flight per key', () => {
             inFlight.set(key, running)
             maxInFlight = Math.max(maxInFlight, running)
             try {
-              await new Promise((resolve) => setImmediate(resolve))
+              await turns()
               const respond = lifetimes[n % lifetimes.length] ?? lifetimes[0]
               if (respond === undefined) throw new Error('no lifetimes')
               return respond(clock.now(), `${key}-${n}`)

@@ -3,7 +3,9 @@ import { Agent } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { clientCredentials, TokenRequestError, type TokenResponse } from '../lib/index.js'
 import { toToken } from '../lib/token.js'
-import { startServer, type TestServer } from './helpers/servers.js'
+import { turns } from './support/async.js'
+import { unsignedJwt } from './support/jwt.js'
+import { startServer, type TestServer } from './support/servers.js'
 
 /*
  * Whatever a token endpoint answers, clientCredentials() resolves to a token
@@ -180,7 +182,7 @@ describe.each(transports)('clientCredentials() over $transport', ({ dispatcher }
       { numRuns: 150 },
     )
     // Let any stray rejection surface before looking.
-    await new Promise((resolve) => setImmediate(resolve))
+    await turns()
     expect(unhandled).toEqual([])
   })
 })
@@ -247,10 +249,7 @@ describe.each(transports)('a well-formed answer over $transport', ({ dispatcher 
 /** A JWT-shaped access token whose payload carries `exp` (any JSON). */
 const jwt = fc
   .record({ exp: fc.oneof(fc.integer(), fc.double(), jsonish) }, { requiredKeys: [] })
-  .map(
-    (payload) =>
-      `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`,
-  )
+  .map((payload) => unsignedJwt(payload, { header: { alg: 'none' }, signature: 'sig' }))
 
 const now = fc.integer({ min: 0, max: 4_102_444_800_000 }) // up to 2100
 

@@ -4,20 +4,19 @@ import { promisify } from 'node:util'
 import { Agent, interceptors, request } from 'undici'
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest'
 import { accessToken, clientCredentials } from '../lib/index.js'
+import { recordingHandler } from './support/handlers.js'
 import {
   type ApiServer,
   startApi,
-  startServer,
   startTokenEndpoint,
-  type TestServer,
   type TokenEndpoint,
-} from './helpers/servers.js'
+} from './support/servers.js'
+import { tokenSource } from './support/token-sources.js'
 
 // Regressions found by the compatibility matrix (npm run test:compat).
 
 let idp: TokenEndpoint
-let flaky: TestServer
-let flakyHits: { url: string; authorization: string | undefined; status: number }[]
+let flaky: ApiServer
 let revoked: Set<string>
 let api: ApiServer
 let other: ApiServer
@@ -25,26 +24,26 @@ let other: ApiServer
 beforeAll(async () => {
   idp = await startTokenEndpoint()
   api = await startApi()
-  other = await startApi()
-  other.accept = () => true
+  other = await startApi({ accept: () => true })
   const failedOnce = new Set<string>()
   // A valid token gets 503 the first time a path is asked for, then 200.
-  flaky = await startServer((req, res) => {
-    const authorization = req.headers.authorization
-    const url = req.url ?? ''
-    let status = 200
-    if (!/^Bearer token-\d+$/.test(authorization ?? '') || revoked.has(authorization ?? '')) {
-      status = 401
-    } else if (!failedOnce.has(url)) {
-      failedOnce.add(url)
-      status = 503
-    }
-    flakyHits.push({ url, authorization, status })
-    res.writeHead(
-      status,
-      status === 401 ? { 'www-authenticate': 'Bearer error="invalid_token"' } : {},
-    )
-    res.end(status === 200 ? 'ok' : 'no')
+  flaky = await startApi({
+    accept: (authorization) =>
+      /^Bearer token-\d+$/.test(authorization ?? '') && !revoked.has(authorization ?? ''),
+    respond: (hit, accepted) => {
+      if (!accepted) {
+        return {
+          status: 401,
+          headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
+          body: 'no',
+        }
+      }
+      if (!failedOnce.has(hit.url)) {
+        failedOnce.add(hit.url)
+        return { status: 503, body: 'no' }
+      }
+      return { body: 'ok' }
+    },
   })
 })
 
@@ -53,9 +52,12 @@ afterAll(async () => {
 })
 
 beforeEach(() => {
-  flakyHits = []
+  flaky.reset()
   revoked = new Set()
 })
+
+const flakyHits = () =>
+  flaky.hits.map(({ url, status, authorization }) => ({ url, status, authorization }))
 
 test('compose(accessToken, retry()): a 5xx that retry() retries completes with the same token (it hung: a throw from onResponseEnd was dropped)', async () => {
   const dispatcher = new Agent().compose(
@@ -71,10 +73,10 @@ test('compose(accessToken, retry()): a 5xx that retry() retries completes with t
   )
   const cold = await request(`${flaky.origin}/cold`, { dispatcher })
   expect([cold.statusCode, await cold.body.text()]).toEqual([200, 'ok'])
-  const token = flakyHits[0]?.authorization
+  const token = flakyHits()[0]?.authorization
   const warm = await request(`${flaky.origin}/warm`, { dispatcher })
   expect([warm.statusCode, await warm.body.text()]).toEqual([200, 'ok'])
-  expect(flakyHits.map((hit) => [hit.url, hit.status, hit.authorization])).toEqual([
+  expect(flakyHits().map((hit) => [hit.url, hit.status, hit.authorization])).toEqual([
     ['/cold', 503, token],
     ['/cold', 200, token],
     ['/warm', 503, token],
@@ -86,7 +88,7 @@ test('compose(accessToken, retry()): a 5xx that retry() retries completes with t
   const renewed = await request(`${flaky.origin}/renewed`, { dispatcher })
   expect(renewed.statusCode).toBe(200)
   await renewed.body.dump()
-  const hits = flakyHits.filter((hit) => hit.url === '/renewed')
+  const hits = flakyHits().filter((hit) => hit.url === '/renewed')
   const fresh = hits[1]?.authorization
   expect(fresh).not.toBe(token)
   expect(hits.map((hit) => [hit.status, hit.authorization])).toEqual([
@@ -99,9 +101,9 @@ test('compose(accessToken, retry()): a 5xx that retry() retries completes with t
 
 test("getGlobalDispatcher().compose(accessToken(…)) on Node's own global dispatcher (bundled undici 6 on Node 20/22): built-in fetch carries the token (it failed: invalid onError method)", async () => {
   const fixture = fileURLToPath(new URL('./fixtures/global-dispatcher-builtin.js', import.meta.url))
-  api.hits.length = 0
-  other.hits.length = 0
-  idp.requests.length = 0
+  api.reset()
+  other.reset()
+  idp.reset()
   // The first token is rejected: the POST is answered after a renewal, its body resent.
   const firstToken = 'token-1'
   api.accept = (authorization) =>
@@ -160,45 +162,28 @@ test('a dispatcher that only speaks the legacy handler API (undici 6) gets legac
     })
     return true
   }
-  let tokens = 0
   const dispatch = (
     accessToken({
       origins: 'http://api.test',
-      fetchToken: async () => ({ accessToken: `t${++tokens}`, expiresIn: 3600 }),
+      fetchToken: tokenSource((n) => ({ accessToken: `t${n}`, expiresIn: 3600 })).fetchToken,
     }) as unknown as (d: typeof legacyOnly) => (opts: object, handler: object) => boolean
   )(legacyOnly)
-  const outcome = await new Promise<string>((resolve, reject) => {
-    let body = ''
-    dispatch(
-      { origin: 'http://api.test', path: '/x', method: 'GET', headers: {} },
-      {
-        onRequestStart() {},
-        onResponseStart(_c: unknown, status: number) {
-          calls.push(`caller status ${status}`)
-        },
-        onResponseData(controller: { pause(): void; resume(): void }, chunk: Buffer) {
-          body += chunk
-          controller.pause()
-          setImmediate(() => controller.resume())
-        },
-        onResponseEnd() {
-          resolve(body)
-        },
-        onResponseError(_c: unknown, error: Error) {
-          reject(error)
-        },
-      },
-    )
-  })
-  expect(outcome).toBe('hi')
+  // The caller reads slowly: it pauses at every chunk and resumes on the next turn.
+  const caller = recordingHandler({ calls, prefix: 'caller ', pause: true })
+  dispatch({ origin: 'http://api.test', path: '/x', method: 'GET', headers: {} }, caller.handler)
+  expect(await caller.ended, String(caller.error)).toBe('end')
+  expect(caller.text()).toBe('hi')
   expect(resumed).toBe(1)
   expect(calls).toEqual([
+    'caller start',
     'attempt 1: {"authorization":"Bearer t1"}',
     'headers 401 paused=false',
     'data paused=false',
     'attempt 2: {"authorization":"Bearer t2"}',
     'caller status 200',
     'headers 200 paused=false',
+    'caller data',
     'data paused=true',
+    'caller end', // only once the caller resumed
   ])
 })

@@ -1,25 +1,3 @@
-/**
- * Every credential the test servers see or issue, registered as they go: the
- * suite-wide scan (tests/setup/secret-scan.ts) checks that none of them shows
- * up in any diagnostics event published during a test file.
- */
-const secrets = new Set<string>()
-
-export function registerSecret(value: string | undefined): void {
-  if (value === undefined || value.length < 4) return
-  secrets.add(value)
-  // "Bearer abc" → also "abc"; "Basic xyz" → also the decoded "id:secret" and the secret
-  const [scheme, credential] = value.split(' ', 2)
-  if (credential === undefined) return
-  secrets.add(credential)
-  if (scheme?.toLowerCase() === 'basic') {
-    const decoded = Buffer.from(credential, 'base64').toString('utf8')
-    secrets.add(decoded)
-    const secret = decodeURIComponent(decoded.slice(decoded.indexOf(':') + 1).replace(/\+/g, ' '))
-    if (secret.length >= 4) secrets.add(secret)
-  }
-}
-
-export function registeredSecrets(): ReadonlySet<string> {
-  return secrets
-}
+// Moved to tests/support/secret-registry.js; kept for the files that still import it from here
+// (tests/oidc-provider/).
+export { registeredSecrets, registerSecret } from '../support/secret-registry.js'

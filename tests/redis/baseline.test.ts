@@ -6,7 +6,7 @@ import {
   startApi,
   startTokenEndpoint,
   type TokenEndpoint,
-} from '../helpers/servers.js'
+} from '../support/servers.js'
 import { startLimit, startWorkers, stopWorkers } from './helpers/workers.js'
 
 const replicas = 8

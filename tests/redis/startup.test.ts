@@ -8,7 +8,7 @@ import {
   startApi,
   startTokenEndpoint,
   type TokenEndpoint,
-} from '../helpers/servers.js'
+} from '../support/servers.js'
 import { clientKinds } from './fixtures/clients.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
 import { startLimit, startWorkers, stopWorkers, type Worker } from './helpers/workers.js'

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type ApiServer, startApi, startServer, type TestServer } from '../helpers/servers.js'
+import { type ApiServer, startApi, startServer, type TestServer } from '../support/servers.js'
 import { clientKinds } from './fixtures/clients.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
 import {

@@ -5,7 +5,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { inspect } from 'node:util'
 import { afterAll, expect } from 'vitest'
 import { channelNames } from '../../lib/diagnostics.js'
-import { registeredSecrets } from '../helpers/secret-registry.js'
+import { registeredSecrets } from '../support/secret-registry.js'
 
 const published: string[] = []
 const listener = (message: unknown, name: string | symbol): void => {
