@@ -36,6 +36,10 @@ declare const fetchToken: import('undici-access-token').FetchToken
 declare const origins: import('undici-access-token').Origins
 /** One token source per tenant. */
 declare const tenantCredentials: Record<string, import('undici-access-token').FetchToken>
+/** An Entra ID tenant. */
+declare const tenantId: string
+/** The token of the user a request is made on behalf of. */
+declare function incomingUserToken(signal: AbortSignal): Promise<string>
 /** A secret store's HTTP endpoint. */
 declare const vaultUrl: string
 /** A dispatcher composed with accessToken(). */

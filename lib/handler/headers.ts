@@ -27,7 +27,14 @@ export type HeadersForToken = (token: Token) => Record<string, string>
  * MAC) is sent as the server spelled it.
  */
 export function authorizationHeader(token: Token): Record<string, string> {
-  const scheme = token.tokenType.toLowerCase() === 'bearer' ? 'Bearer' : token.tokenType
+  const type = token.tokenType.toLowerCase()
+  if (type === 'n_a') {
+    // RFC 8693 §2.2.1: "N_A" says the issued token is not an access token (e.g. an ID token).
+    throw badHeaders(
+      'token_type N_A (RFC 8693 §2.2.1): the token is not an access token; give accessToken() a headers(token) that says how to send it',
+    )
+  }
+  const scheme = type === 'bearer' ? 'Bearer' : token.tokenType
   return { authorization: `${scheme} ${token.accessToken}` }
 }
 

@@ -1,24 +1,44 @@
 import type { Dispatcher } from 'undici'
-import { TokenRequestError } from '../errors.js'
 import type { TokenResponse } from '../types.js'
 import { type ClientAuth, formEncode } from './client-auth.js'
+import { send } from './http.js'
 import { redactor } from './redaction.js'
-import { parseTokenResponse, type RawResponse } from './token-response.js'
+import { parseTokenResponse } from './token-response.js'
+
+/** A token endpoint, and the issuer it belongs to when that is known. */
+export interface TokenEndpoint {
+  readonly url: URL
+  /** Handed to the client authentication (an assertion's `audience: 'issuer'`). */
+  readonly issuer?: string | undefined
+}
+
+/** Where token requests go: a fixed endpoint, or a function that finds it (discovery). */
+export type TokenEndpointSource =
+  | TokenEndpoint
+  | ((signal: AbortSignal) => TokenEndpoint | Promise<TokenEndpoint>)
 
 /** Where and how token requests go: the part every grant shares. */
 export interface TokenEndpointOptions {
-  tokenUrl: string | URL
-  clientId: string
-  clientAuth: ClientAuth
+  endpoint: TokenEndpointSource
+  /** Required with `clientAuth`. */
+  clientId?: string | undefined
+  /** How the client authenticates; without one the request carries no client authentication. */
+  clientAuth?: ClientAuth | undefined
   /** Send token requests through this undici dispatcher; default: global `fetch`. */
   dispatcher?: Dispatcher | undefined
 }
 
-/** Sends one token request with a grant's form parameters; resolves to the parsed answer. */
-export type TokenRequest = (params: URLSearchParams, signal: AbortSignal) => Promise<TokenResponse>
+/**
+ * Sends one token request with a grant's form parameters; resolves to the parsed answer.
+ * `secrets`: values among `params` (a subject token, an assertion) that are redacted
+ * from every error, as the client authentication's credentials are.
+ */
+export type TokenRequest = (
+  params: URLSearchParams,
+  signal: AbortSignal,
+  secrets?: readonly string[],
+) => Promise<TokenResponse>
 
-/** Most bytes of a token endpoint's answer that are read. */
-const maxResponseBytes = 1024 * 1024
 /** Form parameters a client authentication adds that are not credentials. */
 const notCredentials = new Set(['client_id', 'client_assertion_type'])
 
@@ -26,48 +46,35 @@ const notCredentials = new Set(['client_id', 'client_assertion_type'])
  * The one token-request core (RFC 6749 §3.2): a form POST to the token endpoint
  * with the client's authentication added, sent without following redirects,
  * its answer read up to 1 MiB and parsed (§5.1, §5.2) with every credential the
- * client authentication added redacted from what reaches an error.
+ * client authentication added, and every secret the grant names, redacted from
+ * what reaches an error.
  */
 export function tokenRequest(options: TokenEndpointOptions): TokenRequest {
-  const url = new URL(options.tokenUrl)
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new TypeError(`tokenUrl must be an http(s) URL, got ${url.protocol}`)
-  }
-  if (url.username !== '' || url.password !== '') {
-    // fetch() refuses such a URL with an error that quotes it, password and all.
-    throw new TypeError(
-      'tokenUrl must not contain a username or password; use clientId/clientSecret',
-    )
-  }
-  const { clientId, clientAuth, dispatcher } = options
-  if (typeof clientId !== 'string' || clientId.length === 0) {
+  const { endpoint, clientAuth, dispatcher } = options
+  const clientId = options.clientId ?? ''
+  if (clientAuth !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) {
     throw new TypeError('a token request needs a clientId')
   }
-  // Where error messages say the request went: never the userinfo or query.
-  const endpoint = `${url.origin}${url.pathname}`
   const redactors = new RedactorCache(clientId)
 
-  return async (params, signal) => {
+  return async (params, signal, secrets = []) => {
+    const { url, issuer } = typeof endpoint === 'function' ? await endpoint(signal) : endpoint
     const form = new URLSearchParams(params)
     const headers: Record<string, string> = {
       accept: 'application/json',
       'content-type': 'application/x-www-form-urlencoded',
     }
-    await clientAuth({ tokenUrl: url, clientId, form, headers, signal })
-    const redact = redactors.for(credentialsAdded(params, form, headers))
-    let raw: RawResponse
-    try {
-      raw = dispatcher
-        ? await sendWithDispatcher(dispatcher, url, endpoint, headers, form.toString(), signal)
-        : await sendWithFetch(url, headers, form.toString(), signal)
-    } catch (error) {
-      if (signal.aborted) throw signal.reason
-      if (error instanceof TokenRequestError) throw error
-      throw new TokenRequestError(`Token endpoint ${endpoint} could not be reached`, {
-        cause: error,
-      })
-    }
-    return parseTokenResponse(raw, endpoint, redact)
+    await clientAuth?.({ tokenUrl: url, issuer, clientId, form, headers, signal })
+    const redact = redactors.for(credentialsAdded(params, form, headers), secrets)
+    // Where error messages say the request went: never the userinfo or query.
+    const where = `${url.origin}${url.pathname}`
+    const raw = await send(
+      { url, name: `Token endpoint ${where}`, expected: 'a token response' },
+      { method: 'POST', headers, body: form.toString() },
+      dispatcher,
+      signal,
+    )
+    return parseTokenResponse(raw, where, redact)
   }
 }
 
@@ -89,20 +96,23 @@ function credentialsAdded(
   return credentials
 }
 
-/** The redactor for a set of credentials, made once (a regex per credential set). */
+/**
+ * The redactor for a set of credentials and grant secrets, made once per set (a regex
+ * each): the same set comes back on every fetch unless a value is re-obtained per fetch.
+ */
 class RedactorCache {
   readonly #clientId: string
-  #credentials = ''
+  #id = ''
   #redact: (text: string) => string = (text) => text
 
   constructor(clientId: string) {
     this.#clientId = clientId
   }
 
-  for(credentials: readonly string[]): (text: string) => string {
-    const id = credentials.join('\0')
-    if (id === this.#credentials) return this.#redact
-    const secrets: string[] = []
+  for(credentials: readonly string[], grantSecrets: readonly string[]): (text: string) => string {
+    const id = `${credentials.join('\0')}\u0001${grantSecrets.join('\0')}`
+    if (id === this.#id) return this.#redact
+    const secrets: string[] = [...grantSecrets]
     for (const credential of credentials) {
       const secret = basicSecret(credential) ?? credential
       // The pair first, so that "id:secret" goes as a whole; the Basic credential is taken
@@ -114,8 +124,9 @@ class RedactorCache {
       )
       if (secret !== credential) secrets.push(credential)
     }
-    this.#credentials = id
-    this.#redact = redactor(secrets)
+    this.#id = id
+    // Longest first: where one secret contains another, the whole of it goes.
+    this.#redact = redactor(secrets.sort((a, b) => b.length - a.length))
     return this.#redact
   }
 }
@@ -131,111 +142,4 @@ function basicSecret(credential: string): string | undefined {
   } catch {
     return undefined
   }
-}
-
-async function sendWithFetch(
-  url: URL,
-  headers: Record<string, string>,
-  body: string,
-  signal: AbortSignal,
-): Promise<RawResponse> {
-  const response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal })
-  return {
-    status: response.status,
-    headers: response.headers,
-    text: await readCapped(response.body ?? [], signal),
-  }
-}
-
-async function sendWithDispatcher(
-  dispatcher: Dispatcher,
-  url: URL,
-  endpoint: string,
-  headers: Record<string, string>,
-  body: string,
-  signal: AbortSignal,
-): Promise<RawResponse> {
-  // Never follow a redirect, whatever the dispatcher holds: a 307/308 resends the body
-  // (RFC 9110 §15.4.8-9), client_secret_post and all, and the target's token would be
-  // cached. undici's redirect() interceptor (7 and 8) passes a request with
-  // maxRedirections 0 on untouched, and undici's Request accepts 0 in both (any other
-  // value: "maxRedirections is not supported, use the redirect interceptor").
-  const options: Dispatcher.RequestOptions & { maxRedirections: number } = {
-    origin: url.origin,
-    path: `${url.pathname}${url.search}`,
-    method: 'POST',
-    headers,
-    body,
-    signal,
-    maxRedirections: 0,
-  }
-  const response = await dispatcher.request(options)
-  // A dispatcher that follows regardless (redirect() records each hop in the context's
-  // history): the answer came from elsewhere, so it is not used.
-  const { history } = (response.context ?? {}) as { history?: unknown }
-  if (Array.isArray(history) && history.length > 1) {
-    response.body.dump().catch(() => {})
-    throw new TokenRequestError(
-      `The dispatcher followed a redirect from token endpoint ${endpoint}; token requests do not follow redirects, so its answer is not used`,
-    )
-  }
-  const text = await readCapped(response.body, signal)
-  return {
-    status: response.statusCode,
-    headers: {
-      get(name) {
-        const value = response.headers[name]
-        return Array.isArray(value) ? value.join(', ') : value
-      },
-    },
-    text,
-  }
-}
-
-/**
- * The body as text, up to `maxResponseBytes`. Gives up when `signal` aborts: fetch()
- * ends its body then, but not every fetch does (msw's does not), and a body that
- * stalls must not outlive the caller's signal.
- */
-async function readCapped(
-  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  signal: AbortSignal,
-): Promise<string> {
-  const chunks: Uint8Array[] = []
-  let size = 0
-  const iterator =
-    Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]()
-  // Stop reading without waiting for the stream to close: cancelling a fetch body may
-  // never settle (it does not under msw's patched fetch), and cancel() on the stream
-  // itself would throw, as this iterator holds its lock.
-  const stop = (): void => {
-    Promise.resolve(iterator.return?.()).catch(() => {})
-  }
-  let onAbort = (): void => {}
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason)
-  })
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    if (signal.aborted) throw signal.reason
-    for (
-      let next = await Promise.race([iterator.next(), aborted]);
-      !next.done;
-      next = await Promise.race([iterator.next(), aborted])
-    ) {
-      size += next.value.byteLength
-      if (size > maxResponseBytes) {
-        throw new TokenRequestError(
-          `Token endpoint answered with more than ${maxResponseBytes} bytes; not a token response`,
-        )
-      }
-      chunks.push(next.value)
-    }
-  } catch (error) {
-    stop()
-    throw error
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }

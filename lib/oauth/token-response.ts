@@ -1,12 +1,6 @@
 import { TokenRequestError } from '../errors.js'
 import type { TokenResponse } from '../types.js'
-
-/** A token endpoint's answer, read (capped) but not yet interpreted. */
-export interface RawResponse {
-  status: number
-  headers: { get(name: string): string | null | undefined }
-  text: string
-}
+import type { RawResponse } from './http.js'
 
 /** RFC 6749 §5.1 (success) and §5.2 (error) responses. */
 export function parseTokenResponse(
