@@ -12,6 +12,7 @@ export {
   type RefreshAheadMessage,
   type RetryMessage,
 } from './diagnostics.js'
+export type { DPoPOptions, DPoPSigner } from './dpop/signer.js'
 export {
   AccessTokenError,
   AccessTokenErrorCode,
@@ -20,9 +21,26 @@ export {
 } from './errors.js'
 export type { HeadersForToken } from './handler/headers.js'
 export { type AccessTokenOptions, accessToken } from './interceptor.js'
+export {
+  type ClientAuth,
+  type ClientAuthRequest,
+  clientSecretBasic,
+  clientSecretPost,
+  tlsClientAuth,
+} from './oauth/client-auth.js'
 export { type ClientCredentialsOptions, clientCredentials } from './oauth/client-credentials.js'
 export type { GrantOptions, GrantValue } from './oauth/grant.js'
 export { type JwtBearerOptions, jwtBearer } from './oauth/jwt-bearer.js'
+export {
+  type AssertionOptions,
+  type ClientAssertionRequest,
+  type ClientSecretJwtOptions,
+  clientAssertion,
+  clientSecretJwt,
+  federatedTokenFile,
+  type PrivateKeyJwtOptions,
+  privateKeyJwt,
+} from './oauth/jwt-client-auth.js'
 export { type TokenExchangeOptions, tokenExchange } from './oauth/token-exchange.js'
 export type { Origins } from './origins.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory.js'

@@ -47,6 +47,11 @@ export function accessToken(options: AccessTokenOptions): Dispatcher.DispatcherC
   const matcher = new OriginMatcher(options.origins)
   const maxReplayBytes = options.maxReplayBytes ?? 1024 * 1024
   if (!(maxReplayBytes >= 0)) throw new RangeError('maxReplayBytes must be a number of bytes ≥ 0')
+  if (options.tokens !== undefined && options.dpop !== undefined) {
+    throw new TypeError(
+      'accessToken: give dpop to the TokenCache in `tokens` (new TokenCache({ dpop })), not to both',
+    )
+  }
   const cache = options.tokens ?? newTokenCache(options)
   const policy: RequestPolicy = {
     cache,

@@ -1,3 +1,5 @@
+import type { DPoPSigner } from './dpop/signer.js'
+
 /** What a token source returns (RFC 6749 §5.1, camelCased). */
 export interface TokenResponse {
   /** The access token itself. */
@@ -19,10 +21,19 @@ export interface Token extends TokenResponse {
   expiresAt: number
   /** Epoch ms when it was fetched (refresh-ahead and skew use it). */
   obtainedAt: number
+  /** A DPoP-bound token (RFC 9449): the thumbprint of the key it is bound to. */
+  dpopThumbprint?: string
 }
 
-/** Gets a fresh token for `key`. Must honour `signal` (the fetch's own timeout). */
-export type FetchToken = (context: { key: string; signal: AbortSignal }) => Promise<TokenResponse>
+/**
+ * Gets a fresh token for `key`. Must honour `signal` (the fetch's own timeout). With DPoP
+ * configured, `dpop` signs the proofs a token request carries (RFC 9449 §5).
+ */
+export type FetchToken = (context: {
+  key: string
+  signal: AbortSignal
+  dpop?: DPoPSigner | undefined
+}) => Promise<TokenResponse>
 
 /**
  * Where tokens are kept. Async so that a shared store (Redis) fits the same shape.

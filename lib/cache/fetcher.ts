@@ -1,4 +1,5 @@
 import { channels, type FetchStartMessage, summarize } from '../diagnostics.js'
+import type { DPoPKey } from '../dpop/signer.js'
 import { TokenRequestError } from '../errors.js'
 import { fingerprint } from '../fingerprint.js'
 import { toToken } from '../token.js'
@@ -13,6 +14,8 @@ export interface FetcherOptions {
   timeout: number
   defaultLifetime: number
   backoff: BackoffOptions | false | undefined
+  /** Proofs for token requests, and the key fetched tokens are bound to. */
+  dpop: DPoPKey | undefined
   now: () => number
 }
 
@@ -27,6 +30,7 @@ export class TokenFetcher {
   readonly #timeout: number
   readonly #defaultLifetime: number
   readonly #backoff: FailureBackoff | undefined
+  readonly #dpop: DPoPKey | undefined
   readonly #now: () => number
   /** Smoothed duration of token fetches (ms). */
   #latency = 0
@@ -36,6 +40,7 @@ export class TokenFetcher {
     this.#timeout = options.timeout
     this.#defaultLifetime = options.defaultLifetime
     this.#backoff = options.backoff === false ? undefined : new FailureBackoff(options.backoff)
+    this.#dpop = options.dpop
     this.#now = options.now
   }
 
@@ -75,10 +80,12 @@ export class TokenFetcher {
     try {
       // The race keeps the timeout even for a fetchToken that ignores its signal.
       const response = await Promise.race([
-        runAsTokenFetch(() => this.#fetchToken({ key, signal: controller.signal })),
+        runAsTokenFetch(() =>
+          this.#fetchToken({ key, signal: controller.signal, dpop: this.#dpop }),
+        ),
         timedOut,
       ])
-      const token = toToken(response, this.#now(), this.#defaultLifetime)
+      const token = bound(toToken(response, this.#now(), this.#defaultLifetime), this.#dpop)
       const durationMs = performance.now() - started
       this.#latency = this.#latency === 0 ? durationMs : 0.7 * this.#latency + 0.3 * durationMs
       this.#backoff?.succeeded(key)
@@ -115,4 +122,22 @@ export class TokenFetcher {
     }
     return error
   }
+}
+
+/**
+ * With DPoP, a token the server bound to the key (`token_type` DPoP, RFC 9449 §5) records
+ * the key's thumbprint; any other answer is refused while DPoP is `required` — a Bearer
+ * token where a bound one was asked for would be sent unprotected — or used as a Bearer.
+ */
+function bound(token: Token, dpop: DPoPKey | undefined): Token {
+  if (dpop === undefined) return token
+  if (token.tokenType.toLowerCase() === 'dpop') {
+    token.tokenType = 'DPoP'
+    token.dpopThumbprint = dpop.thumbprint
+  } else if (dpop.required) {
+    throw new TokenRequestError(
+      `DPoP is required, but the token endpoint answered token_type ${JSON.stringify(token.tokenType)}: the token is not bound to the key, so it is not used`,
+    )
+  }
+  return token
 }

@@ -1,3 +1,4 @@
+import type { DPoPKey } from '../dpop/signer.js'
 import type { Token } from '../types.js'
 
 /**
@@ -7,6 +8,8 @@ import type { Token } from '../types.js'
  * built, so the hot path makes a plain call.
  */
 export interface CacheInternals {
+  /** The DPoP key proofs are signed with, when the cache has one. */
+  readonly dpop: DPoPKey | undefined
   /** A usable cached token, synchronously, or undefined: the hot path. */
   peek(key: string): Token | undefined
   /** Whether a 401 for `rejected` may be retried (the renewal rate limit). */

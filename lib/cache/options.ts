@@ -1,3 +1,4 @@
+import type { DPoPOptions } from '../dpop/signer.js'
 import type { FetchToken, TokenStore } from '../types.js'
 import type { BackoffOptions } from './backoff.js'
 
@@ -27,6 +28,11 @@ export interface TokenCacheOptions {
   minRenewalInterval?: number
   /** Spacing of fetches after failures (1 s doubling to 30 s, ±20 %); `false` to retry at once. */
   backoff?: BackoffOptions | false
+  /**
+   * Sender-constrained tokens (RFC 9449): token requests and every request to a matched
+   * origin carry a proof signed with this key. Off by default.
+   */
+  dpop?: DPoPOptions
   /** Clock in epoch ms, for tests; default `Date.now`. */
   now?: () => number
 }

@@ -1,5 +1,6 @@
 import pMemoize from 'p-memoize'
 import { channels } from '../diagnostics.js'
+import { DPoPKey } from '../dpop/signer.js'
 import { fingerprint } from '../fingerprint.js'
 import { isProcessLocal, localCapacityFor, memoryStore } from '../stores/memory.js'
 import { skewOf } from '../token.js'
@@ -48,6 +49,7 @@ export class TokenCache {
   readonly #refreshAhead: number | false
   readonly #slidingExpiration: number | undefined
   readonly #now: () => number
+  readonly #dpop: DPoPKey | undefined
   readonly #fetcher: TokenFetcher
   readonly #loader: TokenLoader
   readonly #renewal: RenewalPolicy
@@ -68,12 +70,14 @@ export class TokenCache {
         ? undefined
         : positive('slidingExpiration', options.slidingExpiration, 0)
     this.#now = options.now ?? Date.now
+    this.#dpop = options.dpop === undefined ? undefined : new DPoPKey(options.dpop)
     const timeout = positive('timeout', options.timeout, 10_000)
     this.#fetcher = new TokenFetcher({
       fetchToken: options.fetchToken,
       timeout,
       defaultLifetime: positive('defaultLifetime', options.defaultLifetime, 300_000),
       backoff: options.backoff,
+      dpop: this.#dpop,
       now: this.#now,
     })
     const storeTimeout = positive('storeTimeout', options.storeTimeout, 250)
@@ -81,7 +85,8 @@ export class TokenCache {
       { store: this.#store, fetcher: this.#fetcher, timeout, storeTimeout, now: this.#now },
       {
         remember: (key, token) => this.#remember(key, token),
-        isFresh: (token) => this.#now() < this.#refreshPoint(token, this.#usableUntil(token)),
+        isFresh: (token) =>
+          this.#fits(token) && this.#now() < this.#refreshPoint(token, this.#usableUntil(token)),
         fetchReason: (key) => this.#fetchReason(key),
       },
     )
@@ -97,6 +102,7 @@ export class TokenCache {
       get: (key: string) => this.get(key),
     }
     registerInternals(this, {
+      dpop: this.#dpop,
       peek: (key) => this.#peek(key),
       mayRetryAfter401: (key, rejected) =>
         this.#renewal.mayRetry(key, rejected, this.#current(key)),
@@ -236,6 +242,19 @@ export class TokenCache {
       fingerprint: undefined,
     }
     this.#local.set(key, entry, token.expiresAt - now)
+  }
+
+  /**
+   * Whether a token read from a shared store can be used here: one bound to a DPoP key
+   * only with that key (replicas with another key fetch their own), an unbound one only
+   * while DPoP is not configured or not required.
+   */
+  #fits(token: Token): boolean {
+    const dpop = this.#dpop
+    if (token.dpopThumbprint !== undefined || token.tokenType.toLowerCase() === 'dpop') {
+      return dpop !== undefined && token.dpopThumbprint === dpop.thumbprint
+    }
+    return dpop === undefined || !dpop.required
   }
 
   #usableUntil(token: Token): number {

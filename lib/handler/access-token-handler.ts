@@ -5,7 +5,7 @@ import type { TokenCache } from '../cache/token-cache.js'
 import { channels } from '../diagnostics.js'
 import { AccessTokenError, AccessTokenErrorCode } from '../errors.js'
 import { fingerprint } from '../fingerprint.js'
-import { challengeAllowsRetry } from '../oauth/www-authenticate.js'
+import { challengeAllowsRetry, challengeError } from '../oauth/www-authenticate.js'
 import type { Token } from '../types.js'
 import { CallerController, refuse } from './controllers.js'
 import { type AnyHeaders, type TokenHeaders, withHeaders, withTokenHeaders } from './headers.js'
@@ -56,20 +56,40 @@ export function sendWithToken(
     return refuse(caller, error)
   }
   const token = policy.internals.peek(key)
-  if (token !== undefined && plan.kind === 'none') {
+  // A DPoP-bound token goes through the handler even then: it learns each response's nonce.
+  if (token !== undefined && plan.kind === 'none' && token.dpopThumbprint === undefined) {
     // Nothing to retry: no handler of ours in between.
     try {
-      const headers = withTokenHeaders(
-        options.headers as AnyHeaders,
-        policy.headersFor(token),
-        origin,
-      )
-      return dispatch(withHeaders(options, headers), caller)
+      return dispatch(decorated(policy, options, token, origin), caller)
     } catch (error) {
       return refuse(caller, error)
     }
   }
   return new AccessTokenHandler(policy, dispatch, options, caller, origin, key, plan).start(token)
+}
+
+/**
+ * `options` with the token's headers (and `body` for a retry) — and, for a DPoP-bound
+ * token, a fresh proof for this request with the origin's last nonce (RFC 9449 §7.1).
+ */
+function decorated(
+  policy: RequestPolicy,
+  options: DispatchOptions,
+  token: Token,
+  origin: string,
+  body?: unknown,
+): DispatchOptions {
+  let set = policy.headersFor(token)
+  const { dpop } = policy.internals
+  if (token.dpopThumbprint !== undefined && dpop !== undefined) {
+    const proof = dpop.proof(options.method, origin + options.path, {
+      nonce: dpop.nonce(origin),
+      accessToken: token.accessToken,
+    })
+    set = { names: [...set.names, 'dpop'], values: [...set.values, proof] }
+  }
+  const headers = withTokenHeaders(options.headers as AnyHeaders, set, origin)
+  return withHeaders(options, headers, body)
 }
 
 function keyOf(policy: RequestPolicy, options: DispatchOptions, origin: string): string {
@@ -116,9 +136,13 @@ class AccessTokenHandler implements Required<Handler> {
   readonly #downstream: BothApis = new BothApis(this)
   /** The token the current attempt carries. */
   #token: Token | undefined
+  /** Renewed after a 401 already (at most once). */
   #retried = false
+  /** Sent again with a server's new DPoP nonce already (at most once, besides the renewal). */
+  #nonceRetried = false
   #callerStarted = false
-  #swallowing = false
+  /** Why the response on the wire is being swallowed: the retry it leads to. */
+  #swallowing: 'renewal' | 'nonce' | undefined
   #swallowedBytes = 0
   #abortedOversized = false
   #done = false
@@ -179,8 +203,16 @@ class AccessTokenHandler implements Required<Handler> {
     statusMessage?: string,
   ): void {
     if (this.#done) return
+    const { dpop } = this.#policy.internals
+    const nonce = headers['dpop-nonce']
+    if (dpop !== undefined && typeof nonce === 'string') dpop.rememberNonce(this.#origin, nonce)
+    // The caller never sees a response that leads to a retry.
+    if ((statusCode === 401 || statusCode === 400) && this.#mayRetryWithNonce(headers)) {
+      this.#swallowing = 'nonce'
+      return
+    }
     if (statusCode === 401 && this.#mayRetry(headers)) {
-      this.#swallowing = true // the caller never sees this response
+      this.#swallowing = 'renewal'
       return
     }
     this.#caller.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
@@ -188,7 +220,7 @@ class AccessTokenHandler implements Required<Handler> {
 
   onResponseData(controller: Controller, chunk: Buffer): void {
     if (this.#done) return
-    if (this.#swallowing) {
+    if (this.#swallowing !== undefined) {
       this.#swallowedBytes += chunk.length
       if (this.#swallowedBytes > maxSwallowBytes && !this.#abortedOversized) {
         // Draining keeps the connection; a huge 401 body is not worth it.
@@ -203,7 +235,7 @@ class AccessTokenHandler implements Required<Handler> {
   onResponseEnd(_controller: Controller, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
     this.#controller.detach()
-    if (this.#swallowing) {
+    if (this.#swallowing !== undefined) {
       this.#retry()
       return
     }
@@ -221,7 +253,7 @@ class AccessTokenHandler implements Required<Handler> {
   onResponseError(_controller: Controller, error: Error): void {
     if (this.#done) return
     this.#controller.detach()
-    if (this.#swallowing && this.#abortedOversized && !this.#controller.aborted) {
+    if (this.#swallowing !== undefined && this.#abortedOversized && !this.#controller.aborted) {
       this.#retry() // our own abort of the 401 body, not the caller's
       return
     }
@@ -233,13 +265,11 @@ class AccessTokenHandler implements Required<Handler> {
   #attempt(token: Token, body?: unknown): boolean {
     if (this.#done) return true
     this.#token = token
+    this.#swallowedBytes = 0
+    this.#abortedOversized = false
     try {
-      const headers = withTokenHeaders(
-        this.#options.headers as AnyHeaders,
-        this.#policy.headersFor(token),
-        this.#origin,
-      )
-      return this.#dispatch(withHeaders(this.#options, headers, body), this.#downstream)
+      const options = decorated(this.#policy, this.#options, token, this.#origin, body)
+      return this.#dispatch(options, this.#downstream)
     } catch (error) {
       this.#fail(error)
       return true
@@ -261,10 +291,29 @@ class AccessTokenHandler implements Required<Handler> {
     return this.#policy.internals.mayRetryAfter401(this.#key, this.#token.accessToken)
   }
 
+  /**
+   * RFC 9449 §9: a resource server that wants a (new) nonce answers 401 (or 400) with a
+   * DPoP challenge `error="use_dpop_nonce"` and the nonce in `DPoP-Nonce`: the same token
+   * is sent again with it, not invalidated.
+   */
+  #mayRetryWithNonce(headers: IncomingHttpHeaders): boolean {
+    if (this.#nonceRetried || this.#token?.dpopThumbprint === undefined) return false
+    if (typeof headers['dpop-nonce'] !== 'string' || !canReplay(this.#plan)) return false
+    return challengeError(headers['www-authenticate'], 'dpop') === 'use_dpop_nonce'
+  }
+
   #retry(): void {
-    this.#swallowing = false
+    const token = this.#token as Token
+    const body = replayBody(this.#plan, this.#options.body)
+    if (this.#swallowing === 'nonce') {
+      this.#swallowing = undefined
+      this.#nonceRetried = true
+      this.#attempt(token, body)
+      return
+    }
+    this.#swallowing = undefined
     this.#retried = true
-    const rejected = (this.#token as Token).accessToken
+    const rejected = token.accessToken
     if (channels.retry.hasSubscribers) {
       channels.retry.publish({
         key: this.#key,
@@ -272,10 +321,7 @@ class AccessTokenHandler implements Required<Handler> {
         fingerprint: fingerprint(rejected),
       })
     }
-    this.#when(
-      this.#policy.internals.tokenAfter401(this.#key, rejected),
-      replayBody(this.#plan, this.#options.body),
-    )
+    this.#when(this.#policy.internals.tokenAfter401(this.#key, rejected), body)
   }
 
   #startCaller(context: unknown): void {

@@ -44,7 +44,19 @@ export function clientSecretPost(secret: string): ClientAuth {
   })
 }
 
-function withMethod(
+/**
+ * `tls_client_auth` (RFC 8705 §2.1; the same on the wire as `self_signed_tls_client_auth`,
+ * §2.2): only `client_id` goes in the form (§2); the client authenticates with the TLS
+ * client certificate of the token request's dispatcher (`new Agent({ connect: { cert, key } })`).
+ */
+export function tlsClientAuth(): ClientAuth {
+  return withMethod('tls_client_auth', ({ clientId, form }) => {
+    form.set('client_id', clientId)
+  })
+}
+
+/** A ClientAuth that names the `token_endpoint_auth_method` it implements. */
+export function withMethod(
   method: string,
   apply: (request: ClientAuthRequest) => void | Promise<void>,
 ): ClientAuth {

@@ -20,5 +20,5 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
     name: 'clientCredentials',
     authMethod: options?.authMethod,
   })
-  return ({ signal }) => send([], signal)
+  return (context) => send([], context)
 }

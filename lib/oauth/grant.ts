@@ -4,7 +4,7 @@ import type { TokenResponse } from '../types.js'
 import { type ClientAuth, clientSecretBasic, clientSecretPost } from './client-auth.js'
 import { discoveredEndpoint } from './discovery.js'
 import { httpUrl } from './http.js'
-import { type TokenEndpointSource, tokenRequest } from './token-request.js'
+import { type RequestContext, type TokenEndpointSource, tokenRequest } from './token-request.js'
 
 /** Options every grant takes: where the token endpoint is, who the client is, what to ask for. */
 export interface GrantOptions {
@@ -59,7 +59,7 @@ export interface GrantSettings {
  */
 export type GrantRequest = (
   params: ReadonlyArray<readonly [string, string]>,
-  signal: AbortSignal,
+  context: RequestContext,
   secrets?: readonly string[],
 ) => Promise<TokenResponse>
 
@@ -82,12 +82,12 @@ export function grantRequest(options: GrantOptions, settings: GrantSettings): Gr
   })
   const common = commonParams(options)
   const extra = Object.entries(options.extraParams ?? {})
-  return async (params, signal, secrets) => {
+  return async (params, context, secrets) => {
     const form = new URLSearchParams({ grant_type: settings.grantType })
     for (const [param, value] of params) form.append(param, value)
     for (const [param, value] of common) form.append(param, value)
     for (const [param, value] of extra) form.set(param, value)
-    return send(form, signal, secrets)
+    return send(form, context, secrets)
   }
 }
 

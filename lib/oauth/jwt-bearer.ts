@@ -24,8 +24,8 @@ const grantType = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 export function jwtBearer(options: JwtBearerOptions): FetchToken {
   const send = grantRequest(options, { grantType, name: 'jwtBearer', clientOptional: true })
   const assertion = grantValue(options.assertion, 'jwtBearer: assertion')
-  return async ({ signal }) => {
-    const jwt = await assertion(signal)
-    return send([['assertion', jwt]], signal, [jwt])
+  return async (context) => {
+    const jwt = await assertion(context.signal)
+    return send([['assertion', jwt]], context, [jwt])
   }
 }

@@ -47,7 +47,8 @@ export function tokenExchange(options: TokenExchangeOptions): FetchToken {
   }
   if (requestedTokenType !== undefined) checkType(requestedTokenType, 'requestedTokenType')
 
-  return async ({ signal }) => {
+  return async (context) => {
+    const { signal } = context
     const subject = await subjectToken(signal)
     const params: Array<[string, string]> = [
       ['subject_token', subject],
@@ -62,7 +63,7 @@ export function tokenExchange(options: TokenExchangeOptions): FetchToken {
     if (requestedTokenType !== undefined) {
       params.push(['requested_token_type', requestedTokenType])
     }
-    return send(params, signal, secrets)
+    return send(params, context, secrets)
   }
 }
 

@@ -1,4 +1,6 @@
 import type { Dispatcher } from 'undici'
+import type { DPoPSigner } from '../dpop/signer.js'
+import { TokenRequestError } from '../errors.js'
 import type { TokenResponse } from '../types.js'
 import { type ClientAuth, formEncode } from './client-auth.js'
 import { send } from './http.js'
@@ -35,9 +37,15 @@ export interface TokenEndpointOptions {
  */
 export type TokenRequest = (
   params: URLSearchParams,
-  signal: AbortSignal,
+  context: RequestContext,
   secrets?: readonly string[],
 ) => Promise<TokenResponse>
+
+/** What one token fetch brings to its request: its signal, and the DPoP signer if any. */
+export interface RequestContext {
+  readonly signal: AbortSignal
+  readonly dpop?: DPoPSigner | undefined
+}
 
 /** Form parameters a client authentication adds that are not credentials. */
 const notCredentials = new Set(['client_id', 'client_assertion_type'])
@@ -57,24 +65,46 @@ export function tokenRequest(options: TokenEndpointOptions): TokenRequest {
   }
   const redactors = new RedactorCache(clientId)
 
-  return async (params, signal, secrets = []) => {
+  return async (params, { signal, dpop }, secrets = []) => {
     const { url, issuer } = typeof endpoint === 'function' ? await endpoint(signal) : endpoint
-    const form = new URLSearchParams(params)
-    const headers: Record<string, string> = {
-      accept: 'application/json',
-      'content-type': 'application/x-www-form-urlencoded',
-    }
-    await clientAuth?.({ tokenUrl: url, issuer, clientId, form, headers, signal })
-    const redact = redactors.for(credentialsAdded(params, form, headers), secrets)
     // Where error messages say the request went: never the userinfo or query.
     const where = `${url.origin}${url.pathname}`
-    const raw = await send(
-      { url, name: `Token endpoint ${where}`, expected: 'a token response' },
-      { method: 'POST', headers, body: form.toString() },
-      dispatcher,
-      signal,
-    )
-    return parseTokenResponse(raw, where, redact)
+    for (let attempt = 1; ; attempt++) {
+      // Every attempt authenticates afresh: an assertion's jti is single use.
+      const form = new URLSearchParams(params)
+      const headers: Record<string, string> = {
+        accept: 'application/json',
+        'content-type': 'application/x-www-form-urlencoded',
+      }
+      await clientAuth?.({ tokenUrl: url, issuer, clientId, form, headers, signal })
+      // Built only when an error needs it: a fresh assertion means a new (costly) redactor.
+      const credentials = credentialsAdded(params, form, headers)
+      let built: ((text: string) => string) | undefined
+      const redact = (text: string): string => {
+        built ??= redactors.for(credentials, secrets)
+        return built(text)
+      }
+      // RFC 9449 §5: a proof of the key, for the token endpoint (htm POST, htu its URL).
+      if (dpop !== undefined) {
+        headers.dpop = dpop.proof('POST', url.href, { nonce: dpop.nonce(url.origin) })
+      }
+      const raw = await send(
+        { url, name: `Token endpoint ${where}`, expected: 'a token response' },
+        { method: 'POST', headers, body: form.toString() },
+        dispatcher,
+        signal,
+      )
+      const nonce = raw.headers.get('dpop-nonce') ?? undefined
+      if (dpop !== undefined && nonce) dpop.rememberNonce(url.origin, nonce)
+      try {
+        return parseTokenResponse(raw, where, redact)
+      } catch (error) {
+        // RFC 9449 §8: the server wants a nonce in the proof — once more, with it.
+        const wantsNonce =
+          error instanceof TokenRequestError && error.error === 'use_dpop_nonce' && !!nonce
+        if (dpop === undefined || !wantsNonce || attempt > 1) throw error
+      }
+    }
   }
 }
 

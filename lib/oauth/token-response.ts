@@ -10,7 +10,9 @@ export function parseTokenResponse(
 ): TokenResponse {
   const { status } = raw
   const retryAfter = parseRetryAfter(raw.headers.get('retry-after'))
-  const contentType = redact(raw.headers.get('content-type') ?? 'no content-type').slice(0, 100)
+  // Redacted only on the error paths that quote it: a redactor can be costly to build.
+  const contentType = (): string =>
+    redact(raw.headers.get('content-type') ?? 'no content-type').slice(0, 100)
   let json: unknown
   try {
     json = JSON.parse(raw.text)
@@ -30,7 +32,7 @@ export function parseTokenResponse(
     const oauth = fields === undefined ? undefined : oauthError(fields, redact)
     if (oauth === undefined) {
       throw new TokenRequestError(
-        `Token endpoint ${endpoint} answered ${status} without an OAuth error (${contentType})`,
+        `Token endpoint ${endpoint} answered ${status} without an OAuth error (${contentType()})`,
         { status, retryAfter },
       )
     }
@@ -39,7 +41,7 @@ export function parseTokenResponse(
 
   if (fields === undefined) {
     throw new TokenRequestError(
-      `Token endpoint ${endpoint} answered ${status} with a body that is not a JSON object (${contentType})`,
+      `Token endpoint ${endpoint} answered ${status} with a body that is not a JSON object (${contentType()})`,
       { status },
     )
   }

@@ -99,11 +99,11 @@ export interface OidcEnvironmentOptions {
 }
 
 /** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 wants id and secret inside Basic. */
-function formEncode(value: string): string {
+export function formEncode(value: string): string {
   return new URLSearchParams({ v: value }).toString().slice(2)
 }
 
-function basicAuthorization(clientId: string, clientSecret: string): string {
+export function basicAuthorization(clientId: string, clientSecret: string): string {
   const credential = `${formEncode(clientId)}:${formEncode(clientSecret)}`
   return `Basic ${Buffer.from(credential).toString('base64')}`
 }
@@ -114,7 +114,7 @@ function basicAuthorization(clientId: string, clientSecret: string): string {
  * encoding step fails to authenticate. Printable ASCII only: oidc-provider
  * refuses a client_secret outside VSCHAR (RFC 6749 Appendix A).
  */
-function newSecret(): string {
+export function newSecret(): string {
   return `${randomBytes(18).toString('base64url')} :+/=&%${randomBytes(18).toString('base64url')}`
 }
 
@@ -147,7 +147,7 @@ export function clientWith(
  * The provider's signing key, made now and never stored: one P-256 key (ES256
  * signs the JWT access tokens and, per the clients' metadata, anything else).
  */
-function signingKeys(): object[] {
+export function signingKeys(): object[] {
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
     format: 'jwk',
   })
@@ -158,7 +158,7 @@ function signingKeys(): object[] {
  * oidc-provider's storage, one per environment (its built-in memory adapter is
  * process-wide and prints a warning). Entries expire at their deadline.
  */
-function mapAdapter(): (model: string) => object {
+export function mapAdapter(): (model: string) => object {
   const entries = new Map<string, { payload: AdapterPayload; expiresAt: number }>()
   const read = (key: string): AdapterPayload | undefined => {
     const entry = entries.get(key)
@@ -204,7 +204,7 @@ function mapAdapter(): (model: string) => object {
   })
 }
 
-async function postForm(
+export async function postForm(
   url: string,
   authorization: string | undefined,
   form: Record<string, string>,

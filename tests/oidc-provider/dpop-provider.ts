@@ -1,0 +1,528 @@
+/**
+ * DPoP (RFC 9449) on both sides, for tests/dpop.test.ts and tests/oidc-provider/dpop.test.ts:
+ *
+ * - `ProofVerifier`: checks a DPoP proof the way a careful server does — signature by the
+ *   embedded public JWK (jose `EmbeddedJWK`), `typ: dpop+jwt`, only public members in the
+ *   `jwk`, `htm`, `htu` (exact: origin and path, no query or fragment), `iat` within
+ *   ±60 s, a `jti` never seen before (a replayed proof is refused), `ath` =
+ *   base64url(SHA-256(token)) when a token goes with it, and the server's own nonce;
+ * - `startDpopResourceServer()`: a protected API on 127.0.0.1 that takes only
+ *   `Authorization: DPoP <token>` with a proof that verifies, and whose key thumbprint is
+ *   the one the token is bound to (`cnf.jkt`, from the `binding` lookup given: a map, or
+ *   introspection);
+ * - `startDpopOidcEnvironment()`: oidc-provider with `features.dPoP` and nonces required,
+ *   a `client_secret_basic` and a `private_key_jwt` client with `dpop_bound_access_tokens`,
+ *   and that resource server checking tokens by introspection (RFC 7662).
+ *
+ * Every secret, key and issued token is registered with the suite-wide secret scan.
+ */
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { calculateJwkThumbprint, EmbeddedJWK, type JWK, type JWTPayload, jwtVerify } from 'jose'
+import { registerSecret } from '../support/secret-registry.js'
+import { rawHeaderValues, startServer, type TestServer } from '../support/servers.js'
+import {
+  basicAuthorization,
+  type Client,
+  clientWith,
+  mapAdapter,
+  newSecret,
+  postForm,
+  signingKeys,
+} from './provider.js'
+
+/** What a proof's claims hold (RFC 9449 §4.2). */
+export interface ProofClaims extends JWTPayload {
+  jti: string
+  htm: string
+  htu: string
+  iat: number
+  ath?: string
+  nonce?: string
+}
+
+export type ProofOutcome =
+  | { ok: true; thumbprint: string; claims: ProofClaims; jwk: JWK; alg: string }
+  | { ok: false; error: 'invalid_dpop_proof' | 'use_dpop_nonce'; reason: string }
+
+/** What a request's proof must say. */
+export interface ProofExpectation {
+  htm: string
+  htu: string
+  /** The token presented with it: `ath` must be its hash. Without one, no `ath` is allowed. */
+  accessToken?: string | undefined
+}
+
+/** Public JWK members RFC 7638 §3.2 lists; anything else in a proof's `jwk` is refused. */
+const publicMembers = new Set(['kty', 'crv', 'x', 'y'])
+/** Seconds a proof's `iat` may be away from this host's clock. */
+const iatWindow = 60
+
+export function ath(token: string): string {
+  return createHash('sha256').update(token).digest('base64url')
+}
+
+/** Checks DPoP proofs for one server: its jti memory and its own nonce. */
+export class ProofVerifier {
+  /** Every jti accepted so far (a second sight is a replay). */
+  readonly jtis = new Set<string>()
+  /** Why proofs were refused, in order. */
+  readonly refusals: string[] = []
+  /** Proofs that verified. */
+  verified = 0
+  /** The nonce a proof must carry, or undefined while none is required. */
+  #nonce: string | undefined
+  #rotations = 0
+  readonly #requireNonce: boolean
+  readonly #label: string
+
+  constructor(options: { requireNonce: boolean; label: string }) {
+    this.#requireNonce = options.requireNonce
+    this.#label = options.label
+    if (options.requireNonce) this.rotateNonce()
+  }
+
+  /** The nonce proofs must carry now. */
+  get nonce(): string | undefined {
+    return this.#nonce
+  }
+
+  /** A new nonce: proofs with the old one are answered `use_dpop_nonce` from now on. */
+  rotateNonce(): string {
+    this.#rotations++
+    this.#nonce = `${this.#label}-n${this.#rotations}.${randomBytes(9).toString('base64url')}`
+    return this.#nonce
+  }
+
+  /** Checks the request's DPoP header(s) (raw, so that two show as two). */
+  async verify(proofs: readonly string[], expected: ProofExpectation): Promise<ProofOutcome> {
+    const outcome = await this.#check(proofs, expected)
+    if (outcome.ok) this.verified++
+    else this.refusals.push(`${outcome.error}: ${outcome.reason}`)
+    return outcome
+  }
+
+  async #check(proofs: readonly string[], expected: ProofExpectation): Promise<ProofOutcome> {
+    const refuse = (reason: string): ProofOutcome => ({
+      ok: false,
+      error: 'invalid_dpop_proof',
+      reason,
+    })
+    if (proofs.length !== 1) return refuse(`${proofs.length} DPoP headers`)
+    const proof = proofs[0] as string
+    let claims: ProofClaims
+    let jwk: JWK
+    let alg: string
+    try {
+      const verified = await jwtVerify(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: ['ES256', 'EdDSA'],
+      })
+      claims = verified.payload as ProofClaims
+      jwk = verified.protectedHeader.jwk as JWK
+      alg = verified.protectedHeader.alg
+    } catch (error) {
+      return refuse(`signature or header: ${(error as Error).message}`)
+    }
+    for (const member of Object.keys(jwk)) {
+      if (!publicMembers.has(member)) return refuse(`jwk has the member "${member}"`)
+    }
+    if (typeof claims.jti !== 'string' || claims.jti.length < 16) return refuse('jti')
+    if (this.jtis.has(claims.jti)) return refuse('jti replayed')
+    this.jtis.add(claims.jti)
+    if (claims.htm !== expected.htm) return refuse(`htm ${claims.htm} ≠ ${expected.htm}`)
+    if (claims.htu !== expected.htu) return refuse(`htu ${claims.htu} ≠ ${expected.htu}`)
+    if (typeof claims.iat !== 'number' || !Number.isInteger(claims.iat)) return refuse('iat')
+    if (Math.abs(Date.now() / 1000 - claims.iat) > iatWindow) return refuse('iat out of window')
+    if (expected.accessToken === undefined) {
+      if (claims.ath !== undefined) return refuse('ath without a token')
+    } else if (claims.ath !== ath(expected.accessToken)) {
+      return refuse('ath mismatch')
+    }
+    if (this.#requireNonce && claims.nonce !== this.#nonce) {
+      return {
+        ok: false,
+        error: 'use_dpop_nonce',
+        reason: claims.nonce === undefined ? 'no nonce' : 'stale nonce',
+      }
+    }
+    const thumbprint = await calculateJwkThumbprint(jwk, 'sha256')
+    return { ok: true, thumbprint, claims, jwk, alg }
+  }
+}
+
+/** The path of a request target without its query (what `htu` covers). */
+export function pathOf(url: string): string {
+  const end = url.search(/[?#]/)
+  return end < 0 ? url : url.slice(0, end)
+}
+
+/** What a resource server knows of a token: whether it is good, and the key it is bound to. */
+export interface Binding {
+  active: boolean
+  /** `cnf.jkt`; undefined: an unbound (Bearer) token. */
+  jkt?: string | undefined
+}
+
+/** One request to the DPoP resource server. */
+export interface DpopHit {
+  method: string
+  url: string
+  authorization: string | undefined
+  /** The DPoP header values as sent. */
+  proofs: string[]
+  body: string
+  /** The nonce the proof carried, when it verified far enough to say. */
+  nonce: string | undefined
+  jti: string | undefined
+  status: number
+  /** The `error` the server answered, if any. */
+  error: string | undefined
+}
+
+/** A forced answer for one request, instead of the checks (the `before` hook). */
+export type Override =
+  | { error: 'invalid_token' | 'use_dpop_nonce'; rotate?: boolean }
+  | { status: number; headers?: Record<string, string>; body?: string }
+
+export interface DpopResourceServerOptions {
+  verifier: ProofVerifier
+  /** What the server knows of a token: introspection, or a test's map. */
+  binding: (token: string) => Binding | Promise<Binding | undefined> | undefined
+  /** Unbound tokens may come as `Bearer` (without a proof); default false. */
+  allowBearer?: boolean
+  /** Send the current nonce on every answer, 200s too (RFC 9449 §9); default false. */
+  nonceOnEveryAnswer?: boolean
+}
+
+export interface DpopResourceServer extends TestServer {
+  readonly hits: DpopHit[]
+  /** Called first for each request (after the proof is checked): an answer to force. */
+  before: ((hit: DpopHit, outcome: ProofOutcome | undefined) => Override | undefined) | undefined
+  /** Tokens refused from now on (invalid_token), e.g. revoked. */
+  readonly revoked: Set<string>
+  /** Statuses per path (without query), in order. */
+  statusesOf(path: string): number[]
+}
+
+/** `Authorization: <scheme> <token>`, split. */
+function credentials(authorization: string | undefined): { scheme: string; token: string } {
+  const match = /^(\S+) +(\S+)$/.exec(authorization ?? '')
+  return { scheme: match?.[1] ?? '', token: match?.[2] ?? '' }
+}
+
+/**
+ * A protected API that takes DPoP-bound tokens only with a valid proof of their key (or,
+ * with `allowBearer`, unbound ones as Bearer). Checks in the order oidc-provider does:
+ * the proof (and its nonce) first, then the token and its binding.
+ */
+export async function startDpopResourceServer(
+  options: DpopResourceServerOptions,
+): Promise<DpopResourceServer> {
+  const { verifier } = options
+  const hits: DpopHit[] = []
+  const revoked = new Set<string>()
+  let origin = ''
+  // The handler reads the hook from the object returned (tests set it there).
+  const state: { before: DpopResourceServer['before'] } = { before: undefined }
+  const server = await startServer(async (req: IncomingMessage, res, body) => {
+    const proofs = rawHeaderValues(req.rawHeaders, 'dpop')
+    const hit: DpopHit = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      authorization: req.headers.authorization,
+      proofs,
+      body: body.toString(),
+      nonce: undefined,
+      jti: undefined,
+      status: 0,
+      error: undefined,
+    }
+    hits.push(hit)
+    const answer = (
+      status: number,
+      error: string | undefined,
+      extra: Record<string, string> = {},
+      payload = '',
+    ): void => {
+      hit.status = status
+      hit.error = error
+      const headers: Record<string, string> = { ...extra }
+      if (error !== undefined) {
+        headers['www-authenticate'] = `DPoP error="${error}", algs="ES256 EdDSA"`
+      }
+      const nonce = verifier.nonce
+      if (nonce !== undefined && (error === 'use_dpop_nonce' || options.nonceOnEveryAnswer)) {
+        headers['dpop-nonce'] = nonce
+      }
+      res.writeHead(status, headers)
+      res.end(payload)
+    }
+    const { scheme, token } = credentials(hit.authorization)
+    let outcome: ProofOutcome | undefined
+    if (scheme === 'DPoP') {
+      outcome = await verifier.verify(proofs, {
+        htm: hit.method,
+        htu: `${origin}${pathOf(hit.url)}`,
+        accessToken: token,
+      })
+      if (outcome.ok) {
+        hit.nonce = outcome.claims.nonce
+        hit.jti = outcome.claims.jti
+      }
+    }
+    const forced = state.before?.(hit, outcome)
+    if (forced !== undefined) {
+      if ('error' in forced) {
+        if (forced.rotate) verifier.rotateNonce()
+        answer(401, forced.error)
+      } else {
+        hit.status = forced.status
+        res.writeHead(forced.status, forced.headers ?? {})
+        res.end(forced.body ?? '')
+      }
+      return
+    }
+    if (scheme === 'Bearer' && options.allowBearer && proofs.length === 0) {
+      const binding = await options.binding(token)
+      if (binding?.active && binding.jkt === undefined && !revoked.has(token)) {
+        answer(200, undefined, { 'content-type': 'application/json' }, ok(hit))
+      } else {
+        // RFC 9449 §7.2: a DPoP-bound token presented as a Bearer token is refused.
+        answer(401, 'invalid_token')
+      }
+      return
+    }
+    if (scheme !== 'DPoP' || outcome === undefined) {
+      answer(401, 'invalid_token')
+      return
+    }
+    if (!outcome.ok) {
+      answer(401, outcome.error)
+      return
+    }
+    const binding = await options.binding(token)
+    if (binding?.active !== true || revoked.has(token) || binding.jkt !== outcome.thumbprint) {
+      answer(401, 'invalid_token')
+      return
+    }
+    answer(200, undefined, { 'content-type': 'application/json' }, ok(hit))
+  })
+  origin = server.origin
+  const result = Object.assign(server, {
+    hits,
+    revoked,
+    before: undefined as DpopResourceServer['before'],
+    statusesOf(path: string) {
+      return hits.filter((hit) => pathOf(hit.url) === path).map((hit) => hit.status)
+    },
+  })
+  Object.defineProperty(result, 'before', {
+    get: () => state.before,
+    set: (value: DpopResourceServer['before']) => {
+      state.before = value
+    },
+  })
+  return result
+}
+
+function ok(hit: DpopHit): string {
+  return JSON.stringify({ ok: true, path: hit.url, body: hit.body })
+}
+
+/** One answer of the provider's token endpoint. */
+export interface DpopGrant {
+  clientId: string | undefined
+  status: number
+  error?: string
+  accessToken?: string
+}
+
+export interface DpopOidcEnvironment {
+  readonly issuer: string
+  readonly tokenUrl: string
+  /** A `client_secret_basic` client with `dpop_bound_access_tokens: true`. */
+  readonly basicClient: Client
+  /** A `private_key_jwt` client (ES256) with `dpop_bound_access_tokens: true`. */
+  readonly keyClient: { readonly clientId: string; readonly key: KeyObject }
+  readonly api: DpopResourceServer
+  /** The API's proof checks (its own nonce, which `rotateNonce()` changes). */
+  readonly verifier: ProofVerifier
+  /** Every token endpoint answer, in order. */
+  readonly grants: DpopGrant[]
+  /** POST requests that reached the token endpoint. */
+  readonly tokenRequests: number
+  /** Errors oidc-provider reported as `server_error`: should stay empty. */
+  readonly serverErrors: Error[]
+  /** Introspection (RFC 7662) as the API. */
+  introspect(token: string): Promise<Record<string, unknown>>
+  /** Revokes a token (RFC 7009) as the basic client. */
+  revoke(token: string): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * oidc-provider with `features.dPoP` (nonces required: `nonceSecret` and
+ * `requireNonce: () => true`), and a DPoP resource server that checks every proof with
+ * a `ProofVerifier` (its own nonce required) and every token by introspection: active,
+ * `token_type` DPoP, `cnf.jkt` equal to the proof key's thumbprint.
+ */
+export async function startDpopOidcEnvironment(): Promise<DpopOidcEnvironment> {
+  const { default: Provider } = await import('oidc-provider')
+  const basicClient = clientWith('dpop-basic', newSecret(), 'client_secret_basic')
+  const apiClient = clientWith('dpop-api', newSecret(), 'client_secret_basic')
+  const apiAuthorization = basicAuthorization(apiClient.clientId, apiClient.clientSecret)
+  const clientKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const clientJwk = clientKey.privateKey.export({ format: 'jwk' })
+  registerSecret(clientJwk.d)
+  const keyClient = { clientId: 'dpop-pk-jwt', key: clientKey.privateKey }
+
+  const grants: DpopGrant[] = []
+  const serverErrors: Error[] = []
+  let tokenRequests = 0
+
+  const providerServer = createServer()
+  providerServer.keepAliveTimeout = 60_000
+  providerServer.listen(0, '127.0.0.1')
+  await once(providerServer, 'listening')
+  const issuer = `http://127.0.0.1:${(providerServer.address() as AddressInfo).port}`
+  const tokenUrl = `${issuer}/token`
+  const introspectionUrl = `${issuer}/token/introspection`
+  const revocationUrl = `${issuer}/token/revocation`
+
+  const cc = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] }
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        ...cc,
+        client_id: basicClient.clientId,
+        client_secret: basicClient.clientSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'read write',
+        dpop_bound_access_tokens: true,
+        id_token_signed_response_alg: 'ES256',
+      },
+      {
+        ...cc,
+        client_id: keyClient.clientId,
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'ES256',
+        jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: clientJwk.x, y: clientJwk.y, alg: 'ES256' }] },
+        scope: 'read write',
+        dpop_bound_access_tokens: true,
+        id_token_signed_response_alg: 'ES256',
+      },
+      {
+        client_id: apiClient.clientId,
+        client_secret: apiClient.clientSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: [],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: 'ES256',
+      },
+    ],
+    clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
+    jwks: { keys: signingKeys() },
+    scopes: ['read', 'write'],
+    adapter: mapAdapter(),
+    clientBasedCORS: () => false,
+    ttl: { ClientCredentials: () => 600 },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx: unknown, client: { clientId: string }) =>
+          client.clientId === apiClient.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
+          token.clientId === client.clientId,
+      },
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+    },
+  })
+  provider.on('grant.success', (ctx) => {
+    const body = ctx.body as { access_token?: string }
+    registerSecret(body.access_token)
+    grants.push({
+      clientId: ctx.oidc?.client?.clientId,
+      status: 200,
+      ...(body.access_token === undefined ? {} : { accessToken: body.access_token }),
+    })
+  })
+  provider.on('grant.error', (ctx, error) => {
+    grants.push({
+      clientId: ctx.oidc?.client?.clientId,
+      status: ctx.status,
+      ...(error.error === undefined ? {} : { error: error.error }),
+    })
+  })
+  provider.on('server_error', (_ctx, error) => {
+    serverErrors.push(error)
+  })
+  const callback = provider.callback()
+  providerServer.on('request', (req, res) => {
+    registerSecret(req.headers.authorization)
+    if (req.method === 'POST' && new URL(req.url ?? '/', issuer).pathname === '/token') {
+      tokenRequests++
+    }
+    callback(req, res)
+  })
+
+  const introspect = async (token: string): Promise<Record<string, unknown>> => {
+    const answer = await postForm(introspectionUrl, apiAuthorization, {
+      token,
+      token_type_hint: 'access_token',
+    })
+    if (answer.status !== 200 || answer.json === undefined) {
+      throw new Error(`introspection answered ${answer.status}`)
+    }
+    return answer.json
+  }
+
+  const verifier = new ProofVerifier({ requireNonce: true, label: 'oidc-api' })
+  const api = await startDpopResourceServer({
+    verifier,
+    async binding(token) {
+      const claims = await introspect(token)
+      const cnf = claims.cnf as { jkt?: unknown } | undefined
+      return {
+        active: claims.active === true && claims.token_type === 'DPoP',
+        jkt: typeof cnf?.jkt === 'string' ? cnf.jkt : undefined,
+      }
+    },
+  })
+
+  return {
+    issuer,
+    tokenUrl,
+    basicClient,
+    keyClient,
+    api,
+    verifier,
+    grants,
+    get tokenRequests() {
+      return tokenRequests
+    },
+    serverErrors,
+    introspect,
+    async revoke(token) {
+      const answer = await postForm(
+        revocationUrl,
+        basicAuthorization(basicClient.clientId, basicClient.clientSecret),
+        { token, token_type_hint: 'access_token' },
+      )
+      if (answer.status !== 200) throw new Error(`revocation answered ${answer.status}`)
+    },
+    async close() {
+      await api.close()
+      providerServer.closeAllConnections()
+      await new Promise<void>((resolve) => providerServer.close(() => resolve()))
+    },
+  }
+}
