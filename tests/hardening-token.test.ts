@@ -137,7 +137,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
   it('still accepts any visible-ASCII token and a tchar token_type (sent as given)', async () => {
     const tokens = ['a+b/c==', 'opaque"quoted",with;odd=chars~!', jwt({ sub: 'svc', exp: 4e9 })]
     for (const token of tokens) {
-      issue(endpoint, () => ({ access_token: token, token_type: 'N_A', expires_in: 3600 }))
+      issue(endpoint, () => ({ access_token: token, token_type: 'X-Custom_1', expires_in: 3600 }))
       const cache = new TokenCache({
         fetchToken: clientCredentials({
           tokenUrl: endpoint.tokenUrl,
@@ -151,7 +151,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
       await response.body.dump()
       expect(response.statusCode).toBe(200)
     }
-    expect(authorizations(api)).toEqual(tokens.map((token) => `N_A ${token}`))
+    expect(authorizations(api)).toEqual(tokens.map((token) => `X-Custom_1 ${token}`))
   })
 })
 
