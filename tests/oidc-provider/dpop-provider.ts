@@ -30,7 +30,9 @@ import {
   mapAdapter,
   newSecret,
   postForm,
+  recordGrants,
   signingKeys,
+  type TokenGrant,
 } from './provider.js'
 
 /** What a proof's claims hold (RFC 9449 §4.2). */
@@ -333,12 +335,7 @@ function ok(hit: DpopHit): string {
 }
 
 /** One answer of the provider's token endpoint. */
-export interface DpopGrant {
-  clientId: string | undefined
-  status: number
-  error?: string
-  accessToken?: string
-}
+export type DpopGrant = TokenGrant
 
 export interface DpopOidcEnvironment {
   readonly issuer: string
@@ -446,25 +443,7 @@ export async function startDpopOidcEnvironment(): Promise<DpopOidcEnvironment> {
       dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
     },
   })
-  provider.on('grant.success', (ctx) => {
-    const body = ctx.body as { access_token?: string }
-    registerSecret(body.access_token)
-    grants.push({
-      clientId: ctx.oidc?.client?.clientId,
-      status: 200,
-      ...(body.access_token === undefined ? {} : { accessToken: body.access_token }),
-    })
-  })
-  provider.on('grant.error', (ctx, error) => {
-    grants.push({
-      clientId: ctx.oidc?.client?.clientId,
-      status: ctx.status,
-      ...(error.error === undefined ? {} : { error: error.error }),
-    })
-  })
-  provider.on('server_error', (_ctx, error) => {
-    serverErrors.push(error)
-  })
+  recordGrants(provider, grants, serverErrors)
   const callback = provider.callback()
   providerServer.on('request', (req, res) => {
     registerSecret(req.headers.authorization)

@@ -233,6 +233,33 @@ function bearerToken(req: IncomingMessage): string | undefined {
   return match?.[1]
 }
 
+/** Records every token request's outcome (and registers issued tokens with the secret scan). */
+export function recordGrants(
+  provider: InstanceType<typeof import('oidc-provider').default>,
+  grants: TokenGrant[],
+  serverErrors: Error[],
+): void {
+  provider.on('grant.success', (ctx) => {
+    const body = ctx.body as { access_token?: string }
+    registerSecret(body.access_token)
+    grants.push({
+      clientId: ctx.oidc?.client?.clientId,
+      status: 200,
+      ...(body.access_token === undefined ? {} : { accessToken: body.access_token }),
+    })
+  })
+  provider.on('grant.error', (ctx, error) => {
+    grants.push({
+      clientId: ctx.oidc?.client?.clientId,
+      status: ctx.status,
+      ...(error.error === undefined ? {} : { error: error.error }),
+    })
+  })
+  provider.on('server_error', (_ctx, error) => {
+    serverErrors.push(error)
+  })
+}
+
 /** Starts oidc-provider and the protected API on 127.0.0.1. */
 export async function startOidcEnvironment(
   options: OidcEnvironmentOptions = {},
@@ -394,25 +421,7 @@ export async function startOidcEnvironment(
       },
     },
   })
-  provider.on('grant.success', (ctx) => {
-    const body = ctx.body as { access_token?: string }
-    registerSecret(body.access_token)
-    grants.push({
-      clientId: ctx.oidc?.client?.clientId,
-      status: 200,
-      ...(body.access_token === undefined ? {} : { accessToken: body.access_token }),
-    })
-  })
-  provider.on('grant.error', (ctx, error) => {
-    grants.push({
-      clientId: ctx.oidc?.client?.clientId,
-      status: ctx.status,
-      ...(error.error === undefined ? {} : { error: error.error }),
-    })
-  })
-  provider.on('server_error', (_ctx, error) => {
-    serverErrors.push(error)
-  })
+  recordGrants(provider, grants, serverErrors)
   const callback = provider.callback()
   providerServer.on('request', (req, res) => {
     registerSecret(req.headers.authorization)
