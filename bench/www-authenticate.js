@@ -6,7 +6,7 @@
 //   npm run build && node bench/www-authenticate.js
 //   node bench/www-authenticate.js path/to/www-authenticate.js   (another build, e.g. an older one)
 //
-// It imports the built file, dist/www-authenticate.js: build first (`npm run build`, or any
+// It imports the built file, dist/oauth/www-authenticate.js: build first (`npm run build`, or any
 // script that builds, such as `npm run bench`), or the numbers are those of a stale build.
 // Wall time, as the event loop sees it: each row warms up for 100 ms, then runs batches of calls
 // for 300 ms and prints the median batch's time per call (3 single calls, when one takes over a
@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url'
 
 const target = process.argv[2]
   ? pathToFileURL(resolve(process.argv[2])).href
-  : new URL('../dist/www-authenticate.js', import.meta.url).href
+  : new URL('../dist/oauth/www-authenticate.js', import.meta.url).href
 /** @type {{ challengeAllowsRetry(header: string | string[] | undefined): boolean }} */
 const { challengeAllowsRetry } = await import(target)
 
