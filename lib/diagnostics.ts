@@ -19,6 +19,7 @@ export const channels: {
   readonly retry: DiagnosticsChannel<RetryMessage>
   readonly invalidate: DiagnosticsChannel<InvalidateMessage>
   readonly backoff: DiagnosticsChannel<BackoffMessage>
+  readonly storeError: DiagnosticsChannel<StoreErrorMessage>
 } = {
   fetchStart: typed('undici-access-token:fetch:start'),
   fetchSuccess: typed('undici-access-token:fetch:success'),
@@ -29,6 +30,7 @@ export const channels: {
   retry: typed('undici-access-token:retry'),
   invalidate: typed('undici-access-token:invalidate'),
   backoff: typed('undici-access-token:backoff'),
+  storeError: typed('undici-access-token:store:error'),
 }
 
 /** Every channel's name, e.g. to subscribe to all of them. */
@@ -101,6 +103,17 @@ export interface BackoffMessage {
   key: string
   delayMs: number
   failures: number
+  error: ErrorSummary
+}
+
+/** What a store call was for. */
+export type StoreOperation = 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'release'
+export interface StoreErrorMessage {
+  operation: StoreOperation
+  /** The token's key; absent for `clear`. */
+  key?: string
+  /** `true`: slower than `storeTimeout` (counted as a miss), `error` then says so. */
+  timedOut: boolean
   error: ErrorSummary
 }
 

@@ -1,3 +1,4 @@
+import { channels, type StoreOperation, summarize } from '../diagnostics.js'
 import { storedToken } from '../token.js'
 import type { Token, TokenStore } from '../types.js'
 import { BoundedMap } from './bounded-map.js'
@@ -114,10 +115,12 @@ export class TokenLoader {
       if (this.#forgets !== forgets) return token
       this.#land(key, token)
       // Callers need not wait for the store.
-      written = this.storeCall(() => this.#store.set(key, token, token.expiresAt - this.#now()))
+      written = this.storeCall('set', key, () =>
+        this.#store.set(key, token, token.expiresAt - this.#now()),
+      )
       return token
     } finally {
-      if (lock !== undefined) void written.then(() => this.storeCall(lock))
+      if (lock !== undefined) void written.then(() => this.storeCall('release', key, lock))
     }
   }
 
@@ -127,17 +130,34 @@ export class TokenLoader {
     this.#host.remember(key, token)
   }
 
-  /** A store call that fails or is slower than `storeTimeout` counts as a miss (`failed`). */
-  async storeCall<T, F = undefined>(call: () => Promise<T>, failed?: F): Promise<T | F> {
+  /**
+   * A store call that fails or is slower than `storeTimeout` counts as a miss
+   * (`failed`), published on `store:error`.
+   */
+  async storeCall<T, F = undefined>(
+    operation: StoreOperation,
+    key: string | undefined,
+    call: () => Promise<T>,
+    failed?: F,
+  ): Promise<T | F> {
     let timer: NodeJS.Timeout | undefined
     try {
       return await Promise.race([
         call(),
         new Promise<F>((resolve) => {
-          timer = setTimeout(() => resolve(failed as F), this.#storeTimeout)
+          timer = setTimeout(() => {
+            storeError(
+              operation,
+              key,
+              true,
+              new Error(`Store ${operation} took over ${this.#storeTimeout} ms`),
+            )
+            resolve(failed as F)
+          }, this.#storeTimeout)
         }),
       ])
-    } catch {
+    } catch (error) {
+      storeError(operation, key, false, error)
       return failed as F
     } finally {
       clearTimeout(timer)
@@ -172,7 +192,10 @@ export class TokenLoader {
   /** A plausible, fresh token from the store that was not rejected, or undefined. */
   async #fromStore(key: string): Promise<Token | undefined> {
     // A store is shared and may hold anything: only a plausible token counts.
-    const stored = storedToken(await this.storeCall(() => this.#store.get(key)), this.#now())
+    const stored = storedToken(
+      await this.storeCall('get', key, () => this.#store.get(key)),
+      this.#now(),
+    )
     if (stored === undefined || this.#rejected.get(key)?.accessToken === stored.accessToken) {
       return undefined
     }
@@ -195,7 +218,12 @@ export class TokenLoader {
     const giveUpAt =
       Date.now() + Math.min(lockTtl, 2 * (this.#store.lockTtl ?? lockTtl) + maxLockPoll)
     for (let delay = 25; ; delay = Math.min(delay * 2, maxLockPoll)) {
-      const release = await this.storeCall(() => lock.call(this.#store, key, lockTtl), storeFailed)
+      const release = await this.storeCall(
+        'lock',
+        key,
+        () => lock.call(this.#store, key, lockTtl),
+        storeFailed,
+      )
       if (typeof release === 'function') return release
       if (release === storeFailed || Date.now() >= giveUpAt) return undefined
       await new Promise((resolve) => setTimeout(resolve, delay))
@@ -203,4 +231,18 @@ export class TokenLoader {
       if (token !== undefined) return token
     }
   }
+}
+
+function storeError(
+  operation: StoreOperation,
+  key: string | undefined,
+  timedOut: boolean,
+  error: unknown,
+): void {
+  if (!channels.storeError.hasSubscribers) return
+  const message =
+    key === undefined
+      ? { operation, timedOut, error: summarize(error) }
+      : { operation, key, timedOut, error: summarize(error) }
+  channels.storeError.publish(message)
 }

@@ -145,7 +145,9 @@ export class TokenCache {
     // A load in flight may still bring this very token back: it must not land.
     if (rejectedAccessToken !== undefined) this.#loader.reject(key, rejectedAccessToken)
     else this.#loader.forget()
-    const deleted = await this.#loader.storeCall(() => this.#store.delete(key, rejectedAccessToken))
+    const deleted = await this.#loader.storeCall('delete', key, () =>
+      this.#store.delete(key, rejectedAccessToken),
+    )
     evicted ||= deleted === true
     if (channels.invalidate.hasSubscribers) {
       channels.invalidate.publish(
@@ -164,7 +166,7 @@ export class TokenCache {
     this.#loader.clearRejections()
     this.#renewal.clear()
     this.#fetcher.clearBackoff()
-    await this.#loader.storeCall(async () => this.#store.clear?.())
+    await this.#loader.storeCall('clear', undefined, async () => this.#store.clear?.())
   }
 
   /** A usable cached token, synchronously, or undefined: the hot path. */
@@ -278,7 +280,9 @@ export class TokenCache {
     // Sliding expiration is about this process's use: a shared store keeps the
     // token for the others; the process-local default store drops it too.
     if (this.#storeIsLocal) {
-      void this.#loader.storeCall(() => this.#store.delete(key, entry.token.accessToken))
+      void this.#loader.storeCall('delete', key, () =>
+        this.#store.delete(key, entry.token.accessToken),
+      )
     }
   }
 }
