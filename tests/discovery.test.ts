@@ -275,15 +275,22 @@ describe('what the metadata must say', () => {
       mtls_endpoint_aliases: { token_endpoint: `${as.origin}/mtls/token` },
     })
     await new TokenCache({ fetchToken: grant() }).get()
-    as.serve(`${rfc8414}/tenant`)
-    await new TokenCache({
-      fetchToken: clientCredentials({
-        issuer: as.issuer,
-        clientId,
-        clientAuth: clientAuthWith('tls_client_auth'),
-      }),
-    }).get()
-    expect(as.posts).toEqual(['/tenant/token', '/tenant/token'])
+    expect(as.posts).toEqual(['/tenant/token'])
+    // Another issuer (the document is cached for the process per issuer), with no alias.
+    const plain = await startAuthorizationServer()
+    try {
+      plain.serve(`${rfc8414}/tenant`)
+      await new TokenCache({
+        fetchToken: clientCredentials({
+          issuer: plain.issuer,
+          clientId,
+          clientAuth: clientAuthWith('tls_client_auth'),
+        }),
+      }).get()
+      expect(plain.posts).toEqual(['/tenant/token'])
+    } finally {
+      await plain.close()
+    }
   })
 
   it('a method the server does not list → a clear TokenRequestError; nothing sent', async () => {
@@ -465,7 +472,33 @@ describe('when and how often', () => {
       fetchToken: jwtBearer({ issuer: as.issuer, assertion: 'assertion.jwt.d1' }),
     }).get()
     expect(as.posts).toEqual(['/tenant/token', '/tenant/token'])
-    expect(as.gets).toHaveLength(2) // cached per grant
+    expect(as.gets).toHaveLength(1) // cached for the process: the second grant reuses it
+  })
+
+  it('one document per issuer for the process: grants share it; another dispatcher fetches its own', async () => {
+    as.serve(`${rfc8414}/tenant`, {
+      mtls_endpoint_aliases: { token_endpoint: `${as.origin}/mtls/token` },
+    })
+    // Two grants, two methods: each derives its own endpoint from the one document.
+    await Promise.all([
+      new TokenCache({ fetchToken: grant() }).get(),
+      new TokenCache({
+        fetchToken: clientCredentials({
+          issuer: as.issuer,
+          clientId,
+          clientAuth: clientAuthWith('tls_client_auth'),
+        }),
+      }).get(),
+    ])
+    expect(as.gets).toEqual([`${rfc8414}/tenant`])
+    expect([...as.posts].sort()).toEqual(['/mtls/token', '/tenant/token'])
+    const agent = new Agent()
+    try {
+      await new TokenCache({ fetchToken: grant({ dispatcher: agent }) }).get()
+      expect(as.gets).toEqual([`${rfc8414}/tenant`, `${rfc8414}/tenant`])
+    } finally {
+      await agent.close()
+    }
   })
 })
 

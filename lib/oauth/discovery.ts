@@ -19,15 +19,32 @@ const tlsMethods = new Set(['tls_client_auth', 'self_signed_tls_client_auth'])
  * The token endpoint of `issuer`, from its metadata: fetched on the first call (not
  * before), once however many calls wait for it (each caller's signal detaches only that
  * caller; when no caller is left, the request is aborted), and kept for the life of
- * the function. A failure is shared by every caller that waited for it and is not kept:
+ * the process — shared by every grant naming the same issuer through the same
+ * dispatcher. A failure is shared by every caller that waited for it and is not kept:
  * the next call tries again (TokenCache's backoff spaces those calls, as the failure is
- * a TokenRequestError).
+ * a TokenRequestError). What the endpoint is for this grant (the mTLS alias, the auth
+ * method check) is derived from the shared document per grant.
  */
 export function discoveredEndpoint(
   options: DiscoveryOptions,
 ): (signal: AbortSignal) => TokenEndpoint | Promise<TokenEndpoint> {
-  const discovery = new Discovery(options)
-  return (signal) => discovery.get(signal)
+  const discovery = Discovery.of(options.issuer, options.dispatcher)
+  let endpoint: TokenEndpoint | undefined
+  const derive = (document: MetadataDocument): TokenEndpoint => {
+    try {
+      endpoint = endpointOf(document, options)
+      return endpoint
+    } catch (error) {
+      // Not kept, as any failure: the next call fetches the document again (it may be fixed).
+      discovery.drop(document)
+      throw error
+    }
+  }
+  return (signal) => {
+    if (endpoint !== undefined) return endpoint
+    const document = discovery.get(signal)
+    return document instanceof Promise ? document.then(derive) : derive(document)
+  }
 }
 
 /**
@@ -46,22 +63,60 @@ export function metadataUrls(issuer: string): URL[] {
 }
 
 interface Flight {
-  readonly promise: Promise<TokenEndpoint>
+  readonly promise: Promise<MetadataDocument>
   readonly controller: AbortController
   waiters: number
 }
 
-class Discovery {
-  readonly #options: DiscoveryOptions
-  #endpoint: TokenEndpoint | undefined
-  #flight: Flight | undefined
+/** A metadata document whose issuer is the configured one, and where it was found. */
+interface MetadataDocument {
+  readonly metadata: Record<string, unknown>
+  readonly where: string
+}
 
-  constructor(options: DiscoveryOptions) {
-    this.#options = options
+/** Stands for "no dispatcher" (global fetch) as a WeakMap key. */
+const globalFetch = {}
+
+/** One issuer's metadata, fetched once for the process per dispatcher it is fetched through. */
+class Discovery {
+  /**
+   * Per dispatcher (a WeakMap: a dispatcher let go takes its entries with it), per
+   * issuer. Issuers come from configuration, not from requests: the maps stay small.
+   */
+  static readonly #all = new WeakMap<object, Map<string, Discovery>>()
+
+  static of(issuer: string, dispatcher: Dispatcher | undefined): Discovery {
+    const scope = dispatcher ?? globalFetch
+    let byIssuer = Discovery.#all.get(scope)
+    if (byIssuer === undefined) {
+      byIssuer = new Map()
+      Discovery.#all.set(scope, byIssuer)
+    }
+    let discovery = byIssuer.get(issuer)
+    if (discovery === undefined) {
+      discovery = new Discovery(issuer, dispatcher)
+      byIssuer.set(issuer, discovery)
+    }
+    return discovery
   }
 
-  get(signal: AbortSignal): TokenEndpoint | Promise<TokenEndpoint> {
-    if (this.#endpoint !== undefined) return this.#endpoint
+  readonly #issuer: string
+  readonly #dispatcher: Dispatcher | undefined
+  #document: MetadataDocument | undefined
+  #flight: Flight | undefined
+
+  private constructor(issuer: string, dispatcher: Dispatcher | undefined) {
+    this.#issuer = issuer
+    this.#dispatcher = dispatcher
+  }
+
+  /** `document` did not serve: the next call fetches anew. */
+  drop(document: MetadataDocument): void {
+    if (this.#document === document) this.#document = undefined
+  }
+
+  get(signal: AbortSignal): MetadataDocument | Promise<MetadataDocument> {
+    if (this.#document !== undefined) return this.#document
     if (signal.aborted) return Promise.reject(signal.reason)
     return this.#wait(this.#flight ?? this.#start(), signal)
   }
@@ -69,9 +124,10 @@ class Discovery {
   #start(): Flight {
     const controller = new AbortController()
     const promise = this.#discover(controller.signal).then(
-      (endpoint) => {
-        this.#endpoint = endpoint
-        return endpoint
+      (document) => {
+        this.#document = document
+        if (this.#flight === flight) this.#flight = undefined
+        return document
       },
       (error: unknown) => {
         if (this.#flight === flight) this.#flight = undefined
@@ -84,7 +140,7 @@ class Discovery {
     return flight
   }
 
-  async #wait(flight: Flight, signal: AbortSignal): Promise<TokenEndpoint> {
+  async #wait(flight: Flight, signal: AbortSignal): Promise<MetadataDocument> {
     flight.waiters++
     let onAbort = (): void => {}
     const aborted = new Promise<never>((_, reject) => {
@@ -97,15 +153,16 @@ class Discovery {
       signal.removeEventListener('abort', onAbort)
       flight.waiters--
       // The last caller gave up: nobody wants this answer, so it is not awaited further.
-      if (flight.waiters === 0 && this.#flight === flight && this.#endpoint === undefined) {
+      if (flight.waiters === 0 && this.#flight === flight && this.#document === undefined) {
         this.#flight = undefined
         flight.controller.abort(signal.reason)
       }
     }
   }
 
-  async #discover(signal: AbortSignal): Promise<TokenEndpoint> {
-    const { issuer, dispatcher } = this.#options
+  async #discover(signal: AbortSignal): Promise<MetadataDocument> {
+    const issuer = this.#issuer
+    const dispatcher = this.#dispatcher
     const misses: string[] = []
     let status: number | undefined
     for (const url of metadataUrls(issuer)) {
@@ -123,62 +180,65 @@ class Discovery {
         status = raw.status
         continue
       }
-      return this.#endpointOf(metadata, where)
+      // RFC 8414 §3.3 (OIDC Discovery §4.3): identical, or the metadata MUST NOT be used.
+      if (metadata.issuer !== issuer) {
+        throw new TokenRequestError(
+          `Metadata document ${where} names issuer ${quote(metadata.issuer)}, not the configured ${quote(issuer)}; it must be identical (RFC 8414 §3.3), so it is not used`,
+        )
+      }
+      return { metadata, where }
     }
     throw new TokenRequestError(
       `No authorization server metadata found for issuer ${issuer}: ${misses.join('; ')}`,
       { status },
     )
   }
+}
 
-  /** The token endpoint the metadata names, checked against the configuration. */
-  #endpointOf(metadata: Record<string, unknown>, where: string): TokenEndpoint {
-    const { issuer, authMethod } = this.#options
-    // RFC 8414 §3.3 (OIDC Discovery §4.3): identical, or the metadata MUST NOT be used.
-    if (metadata.issuer !== issuer) {
-      throw new TokenRequestError(
-        `Metadata document ${where} names issuer ${quote(metadata.issuer)}, not the configured ${quote(issuer)}; it must be identical (RFC 8414 §3.3), so it is not used`,
-      )
-    }
-    // RFC 8705 §5: a client using mTLS uses the alias when there is one.
-    const aliases = metadata.mtls_endpoint_aliases
-    const alias =
-      authMethod !== undefined && tlsMethods.has(authMethod) && isObject(aliases)
-        ? aliases.token_endpoint
-        : undefined
-    const name = alias === undefined ? 'token_endpoint' : 'mtls_endpoint_aliases.token_endpoint'
-    const value = alias ?? metadata.token_endpoint
-    if (value === undefined) {
-      throw new TokenRequestError(`Metadata document ${where} names no token_endpoint`)
-    }
-    const url = httpUrl(value, name)
-    if (typeof url === 'string') throw new TokenRequestError(`Metadata document ${where}: ${url}`)
-    if (url.protocol === 'http:' && new URL(issuer).protocol === 'https:') {
-      // The credentials would travel in clear text, whatever the issuer's TLS protects.
-      throw new TokenRequestError(
-        `Metadata document ${where} names an http: ${name} for an https: issuer; not used`,
-      )
-    }
-    // Checked only when the server lists its methods: RFC 8414 §2 makes an absent list mean
-    // client_secret_basic alone, but servers leave it out while taking more, and the token
-    // endpoint answers invalid_client to a method it does not take anyway.
-    // The two RFC 8705 methods are the same on the wire (§2.1, §2.2); which one applies
-    // is the client's registration, so either in the list will do for either.
-    const supported = metadata.token_endpoint_auth_methods_supported
-    const accepted =
-      authMethod !== undefined && tlsMethods.has(authMethod) ? tlsMethods : [authMethod]
-    if (
-      authMethod !== undefined &&
-      Array.isArray(supported) &&
-      ![...accepted].some((method) => supported.includes(method))
-    ) {
-      const listed = supported.filter((method) => typeof method === 'string').join(', ')
-      throw new TokenRequestError(
-        `Authorization server ${issuer} does not support token endpoint auth method ${authMethod} (its token_endpoint_auth_methods_supported: ${listed.slice(0, 300)}); configure a client authentication it supports`,
-      )
-    }
-    return { url, issuer }
+/** The token endpoint the metadata names for this grant, checked against its configuration. */
+function endpointOf(
+  { metadata, where }: MetadataDocument,
+  options: DiscoveryOptions,
+): TokenEndpoint {
+  const { issuer, authMethod } = options
+  // RFC 8705 §5: a client using mTLS uses the alias when there is one.
+  const aliases = metadata.mtls_endpoint_aliases
+  const alias =
+    authMethod !== undefined && tlsMethods.has(authMethod) && isObject(aliases)
+      ? aliases.token_endpoint
+      : undefined
+  const name = alias === undefined ? 'token_endpoint' : 'mtls_endpoint_aliases.token_endpoint'
+  const value = alias ?? metadata.token_endpoint
+  if (value === undefined) {
+    throw new TokenRequestError(`Metadata document ${where} names no token_endpoint`)
   }
+  const url = httpUrl(value, name)
+  if (typeof url === 'string') throw new TokenRequestError(`Metadata document ${where}: ${url}`)
+  if (url.protocol === 'http:' && new URL(issuer).protocol === 'https:') {
+    // The credentials would travel in clear text, whatever the issuer's TLS protects.
+    throw new TokenRequestError(
+      `Metadata document ${where} names an http: ${name} for an https: issuer; not used`,
+    )
+  }
+  // Checked only when the server lists its methods: RFC 8414 §2 makes an absent list mean
+  // client_secret_basic alone, but servers leave it out while taking more, and the token
+  // endpoint answers invalid_client to a method it does not take anyway.
+  // The two RFC 8705 methods are the same on the wire (§2.1, §2.2); which one applies
+  // is the client's registration, so either in the list will do for either.
+  const supported = metadata.token_endpoint_auth_methods_supported
+  const accepted =
+    authMethod !== undefined && tlsMethods.has(authMethod) ? tlsMethods : [authMethod]
+  if (
+    authMethod !== undefined &&
+    Array.isArray(supported) &&
+    ![...accepted].some((method) => supported.includes(method))
+  ) {
+    const listed = supported.filter((method) => typeof method === 'string').join(', ')
+    throw new TokenRequestError(
+      `Authorization server ${issuer} does not support token endpoint auth method ${authMethod} (its token_endpoint_auth_methods_supported: ${listed.slice(0, 300)}); configure a client authentication it supports`,
+    )
+  }
+  return { url, issuer }
 }
 
 /** A metadata document: a 2xx JSON object with an `issuer` (RFC 8414 §2: required). */
