@@ -354,6 +354,27 @@ describe('tokenExchange() (RFC 8693)', () => {
     expect(endpoint.requests).toHaveLength(0)
   })
 
+  it('with no client at all (Google STS, workload identity federation): the subject token alone authenticates', async () => {
+    const subjectToken = secretValue('projected-sa-token')
+    const fetchToken = tokenExchange({
+      tokenUrl: endpoint.tokenUrl,
+      subjectToken: () => subjectToken,
+      subjectTokenType: jwtType,
+      requestedTokenType: accessTokenType,
+      audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s',
+    })
+    await new TokenCache({ fetchToken }).get()
+    expect(endpoint.requests[0]?.headers.authorization).toBeUndefined()
+    expect([...formOf(1).keys()]).toEqual([
+      'grant_type',
+      'subject_token',
+      'subject_token_type',
+      'requested_token_type',
+      'audience',
+    ])
+    expect(formOf(1).get('subject_token')).toBe(subjectToken)
+  })
+
   it('refuses incomplete options at construction', () => {
     const base = {
       tokenUrl: endpoint.tokenUrl,

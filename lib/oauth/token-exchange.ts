@@ -31,9 +31,13 @@ const grantType = 'urn:ietf:params:oauth:grant-type:token-exchange'
  *
  * The subject and actor tokens are credentials: redacted from every error, like the
  * client's own.
+ *
+ * Client authentication is optional (RFC 8693 §2.1: the client "MAY" authenticate):
+ * with no clientId, clientSecret or clientAuth the subject token alone authenticates,
+ * as at Google's Security Token Service (workload identity federation).
  */
 export function tokenExchange(options: TokenExchangeOptions): FetchToken {
-  const send = grantRequest(options, { grantType, name: 'tokenExchange' })
+  const send = grantRequest(options, { grantType, name: 'tokenExchange', clientOptional: true })
   const { subjectTokenType, actorTokenType, requestedTokenType } = options
   const subjectToken = grantValue(options.subjectToken, 'tokenExchange: subjectToken')
   checkType(subjectTokenType, 'subjectTokenType')
