@@ -984,12 +984,8 @@ describe('resource requests: Authorization: DPoP and a fresh, verified proof eac
     expect(w.rs.statusesOf('/four-hundred')).toEqual([400, 200])
   })
 
-  // DESIGN.md ("Next capabilities", DPoP, resource request) also names "a 400 whose … JSON body
-  // says that error"; docs/api.md and the implementation take the WWW-Authenticate challenge only
-  // (RFC 9449 §9 defines the resource server's nonce error that way; the JSON body is the token
-  // endpoint's, §8). Marked `fails` until that is decided: implement it (then drop `.fails`) or
-  // amend DESIGN.md (then delete this test).
-  test.fails('a 400 with a JSON body {"error":"use_dpop_nonce"} and a DPoP-Nonce is retried with the nonce', async () => {
+  // DESIGN.md: "… or a 400 whose WWW-Authenticate or JSON body says that error".
+  test('a 400 with a JSON body {"error":"use_dpop_nonce"} and a DPoP-Nonce is retried with the nonce', async () => {
     const w = await world()
     const dispatcher = dpopAgent(w)
     expect((await call(dispatcher, `${w.rs.origin}/warm`)).status).toBe(200)
@@ -1006,6 +1002,29 @@ describe('resource requests: Authorization: DPoP and a fresh, verified proof eac
     expect((await call(dispatcher, `${w.rs.origin}/json-400`)).status).toBe(200)
     expect(w.rs.statusesOf('/json-400')).toEqual([400, 200])
   })
+
+  test.each([
+    ['another error', JSON.stringify({ error: 'invalid_request', error_description: 'no' })],
+    ['not JSON after all', '<html>bad request</html>'],
+    ['a body over 16 KiB', JSON.stringify({ error: 'use_dpop_nonce', pad: 'x'.repeat(40_000) })],
+  ])(
+    'a JSON 400 with a DPoP-Nonce but %s reaches the caller as it came, not retried',
+    async (_, body) => {
+      const w = await world()
+      const dispatcher = dpopAgent(w)
+      expect((await call(dispatcher, `${w.rs.origin}/warm`)).status).toBe(200)
+      w.rs.before = () => ({
+        status: 400,
+        headers: { 'content-type': 'application/json', 'dpop-nonce': w.rsVerifier.rotateNonce() },
+        body,
+      })
+      const response = await request(`${w.rs.origin}/held`, { dispatcher })
+      expect(response.statusCode).toBe(400)
+      expect(response.headers['content-type']).toBe('application/json')
+      expect(await response.body.text()).toBe(body)
+      expect(w.rs.statusesOf('/held')).toEqual([400])
+    },
+  )
 })
 
 describe('binding and shared stores', () => {

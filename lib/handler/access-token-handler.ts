@@ -9,6 +9,7 @@ import { challengeAllowsRetry, challengeError } from '../oauth/www-authenticate.
 import type { Token } from '../types.js'
 import { CallerController, refuse } from './controllers.js'
 import { type AnyHeaders, type TokenHeaders, withHeaders, withTokenHeaders } from './headers.js'
+import { HeldResponse } from './held-response.js'
 import { BothApis } from './legacy.js'
 import { canReplay, firstBody, planReplay, type ReplayPlan, replayBody } from './replay.js'
 import type { Controller, Dispatch, DispatchOptions, Handler } from './types.js'
@@ -145,6 +146,8 @@ class AccessTokenHandler implements Required<Handler> {
   #swallowing: 'renewal' | 'nonce' | undefined
   #swallowedBytes = 0
   #abortedOversized = false
+  /** A 400 held back until its body says whether it asks for a DPoP nonce. */
+  #held: HeldResponse | undefined
   #done = false
 
   constructor(
@@ -215,6 +218,10 @@ class AccessTokenHandler implements Required<Handler> {
       this.#swallowing = 'renewal'
       return
     }
+    if (HeldResponse.worthHolding(statusCode, headers) && this.#mayRetryWithNonce(headers, true)) {
+      this.#held = new HeldResponse(statusCode, headers, statusMessage)
+      return
+    }
     this.#caller.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
   }
 
@@ -229,16 +236,26 @@ class AccessTokenHandler implements Required<Handler> {
       }
       return
     }
+    if (this.#held !== undefined) {
+      if (this.#held.add(chunk)) return
+      this.#releaseHeld() // too large for an error object: the caller's, as it came
+      return
+    }
     this.#caller.onResponseData?.(this.#controller, chunk)
   }
 
   onResponseEnd(_controller: Controller, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
     this.#controller.detach()
+    if (this.#held?.saysUseDpopNonce()) {
+      this.#held = undefined
+      this.#swallowing = 'nonce'
+    }
     if (this.#swallowing !== undefined) {
       this.#retry()
       return
     }
+    this.#releaseHeld()
     this.#done = true
     try {
       this.#caller.onResponseEnd?.(this.#controller, trailers)
@@ -257,8 +274,17 @@ class AccessTokenHandler implements Required<Handler> {
       this.#retry() // our own abort of the 401 body, not the caller's
       return
     }
+    this.#held = undefined // a response that broke off (or was aborted) before it was the caller's
     this.#done = true
     this.#caller.onResponseError?.(this.#controller, error)
+  }
+
+  /** The held response, if any, goes to the caller after all. */
+  #releaseHeld(): void {
+    const held = this.#held
+    if (held === undefined) return
+    this.#held = undefined
+    held.release(this.#caller, this.#controller)
   }
 
   /** One attempt with `token` (and `body` instead of the first one, on the retry). */
@@ -294,12 +320,13 @@ class AccessTokenHandler implements Required<Handler> {
   /**
    * RFC 9449 §9: a resource server that wants a (new) nonce answers 401 (or 400) with a
    * DPoP challenge `error="use_dpop_nonce"` and the nonce in `DPoP-Nonce`: the same token
-   * is sent again with it, not invalidated.
+   * is sent again with it, not invalidated. `inBody`: the error may be in a 400's JSON
+   * body instead, which is read before deciding (HeldResponse).
    */
-  #mayRetryWithNonce(headers: IncomingHttpHeaders): boolean {
+  #mayRetryWithNonce(headers: IncomingHttpHeaders, inBody = false): boolean {
     if (this.#nonceRetried || this.#token?.dpopThumbprint === undefined) return false
     if (typeof headers['dpop-nonce'] !== 'string' || !canReplay(this.#plan)) return false
-    return challengeError(headers['www-authenticate'], 'dpop') === 'use_dpop_nonce'
+    return inBody || challengeError(headers['www-authenticate'], 'dpop') === 'use_dpop_nonce'
   }
 
   #retry(): void {
