@@ -11,7 +11,7 @@ import {
   type TokenStore,
 } from '../lib/index.js'
 import { deferred, rejectionOf, settled, sleep, turns, until } from './support/async.js'
-import { manualClock, t0 } from './support/clock.js'
+import { type ManualClock, manualClock, t0 } from './support/clock.js'
 import { unsignedJwt as jwt } from './support/jwt.js'
 import { tokenSource } from './support/token-sources.js'
 
@@ -44,6 +44,24 @@ async function tokenRequestErrorOf(promise: Promise<unknown>): Promise<TokenRequ
   const error = await rejectionOf(promise)
   expect(error).toBeInstanceOf(TokenRequestError)
   return error as TokenRequestError
+}
+
+/**
+ * Where `cache` renews: one millisecond before `renewAt` it still hands out `kept`, at
+ * `renewAt` it fetches and hands out `renewed` (checked on both sides, so an off-by-one
+ * either way fails).
+ */
+async function expectRenewalAt(
+  cache: TokenCache,
+  clock: ManualClock,
+  renewAt: number,
+  kept: string,
+  renewed: string,
+): Promise<void> {
+  clock.set(renewAt - 1)
+  expect((await cache.get()).accessToken).toBe(kept)
+  clock.set(renewAt)
+  expect((await cache.get()).accessToken).toBe(renewed)
 }
 
 type Settled<T> =
@@ -192,15 +210,9 @@ describe('expiry (injected clock)', () => {
     }))
     const cache = makeCache({ fetchToken, now: clock.now, clockSkew: 120_000 })
     await cache.get()
-    clock.set(t0 + 3_480_000 - 1) // 3600 s − 120 s
-    expect((await cache.get()).accessToken).toBe('t1')
-    clock.set(t0 + 3_480_000)
-    expect((await cache.get()).accessToken).toBe('t2')
+    await expectRenewalAt(cache, clock, t0 + 3_480_000, 't1', 't2') // 3600 s − 120 s
     const start = clock.now()
-    clock.set(start + 540_000 - 1) // 600 s − 60 s (a tenth), not − 120 s
-    expect((await cache.get()).accessToken).toBe('t2')
-    clock.set(start + 540_000)
-    expect((await cache.get()).accessToken).toBe('t3')
+    await expectRenewalAt(cache, clock, start + 540_000, 't2', 't3') // 600 s − 60 s (a tenth), not − 120 s
     expect(calls).toHaveLength(3)
   })
 
@@ -209,10 +221,7 @@ describe('expiry (injected clock)', () => {
     const { fetchToken, calls } = tokenSource()
     const cache = makeCache({ fetchToken, now: clock.now, clockSkew: 0 })
     await cache.get()
-    clock.set(t0 + 3_600_000 - 1)
-    expect((await cache.get()).accessToken).toBe('default-1')
-    clock.set(t0 + 3_600_000)
-    expect((await cache.get()).accessToken).toBe('default-2')
+    await expectRenewalAt(cache, clock, t0 + 3_600_000, 'default-1', 'default-2')
     expect(calls).toHaveLength(2)
   })
 
@@ -225,10 +234,7 @@ describe('expiry (injected clock)', () => {
     const cache = makeCache({ fetchToken, now: clock.now })
     const token = await cache.get()
     expect(token.expiresAt).toBe(t0 + 600_000)
-    clock.set(t0 + 570_000 - 1)
-    expect((await cache.get()).accessToken).toBe('t1')
-    clock.set(t0 + 570_000)
-    expect((await cache.get()).accessToken).toBe('t2')
+    await expectRenewalAt(cache, clock, t0 + 570_000, 't1', 't2')
     expect(calls).toHaveLength(2)
   })
 
@@ -241,10 +247,7 @@ describe('expiry (injected clock)', () => {
     const cache = makeCache({ fetchToken, now: clock.now })
     const token = await cache.get()
     expect(token.expiresAt).toBe(t0 + 120_000)
-    clock.set(t0 + 108_000 - 1) // skew 12 s: a tenth of 120 s
-    expect((await cache.get()).accessToken).toBe('t1')
-    clock.set(t0 + 108_000)
-    expect((await cache.get()).accessToken).toBe('t2')
+    await expectRenewalAt(cache, clock, t0 + 108_000, 't1', 't2') // skew 12 s: a tenth of 120 s
     expect(calls).toHaveLength(2)
   })
 
@@ -281,10 +284,7 @@ describe('expiry (injected clock)', () => {
     const opaque = tokenSource((call) => ({ accessToken: `opaque-${call}` }))
     const cache = makeCache({ fetchToken: opaque.fetchToken, now: clock.now })
     expect((await cache.get()).expiresAt).toBe(t0 + 300_000)
-    clock.set(t0 + 270_000 - 1)
-    expect((await cache.get()).accessToken).toBe('opaque-1')
-    clock.set(t0 + 270_000)
-    expect((await cache.get()).accessToken).toBe('opaque-2')
+    await expectRenewalAt(cache, clock, t0 + 270_000, 'opaque-1', 'opaque-2')
     expect(opaque.calls).toHaveLength(2)
 
     // A JWT without exp, and a custom defaultLifetime (skew: a tenth of it).

@@ -1,8 +1,8 @@
 // The package against a real authorization server: oidc-provider on 127.0.0.1,
 // and an API that checks its tokens as a resource server does (JWTs with jose
 // against the provider's JWKS, opaque tokens by introspection). See provider.ts.
-import { Agent, type Dispatcher, request } from 'undici'
-import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import { Agent, type Dispatcher } from 'undici'
+import { beforeEach, describe, expect, test } from 'vitest'
 import {
   accessToken,
   type ClientCredentialsOptions,
@@ -12,20 +12,24 @@ import {
 } from '../../lib/index.js'
 import { expectNoSecrets } from '../helpers/secrets.js'
 import { builtinFetch } from '../helpers/servers.js'
-import { type Client, clientWith, type OidcEnvironment, startOidcEnvironment } from './provider.js'
+import {
+  type ApiAnswer,
+  expectRefusedTokenRequest,
+  get as getUrl,
+  rejection as rejectionOfUrl,
+} from './http.js'
+import { type Client, clientWith, startOidcEnvironment } from './provider.js'
+import { useEnvironment } from './use-environment.js'
 
-let env: OidcEnvironment
+// A fresh provider for each test: the revocation and fail-closed tests leave state behind.
+const env = useEnvironment(startOidcEnvironment, {
+  per: 'test',
+  cleanUp: () => agent.close(),
+})
 let agent: Agent
 
-beforeEach(async () => {
-  env = await startOidcEnvironment()
+beforeEach(() => {
   agent = new Agent({ keepAliveTimeout: 10_000 })
-})
-
-afterEach(async () => {
-  await agent.close()
-  await env.close()
-  expect(env.serverErrors, 'oidc-provider server errors').toEqual([])
 })
 
 /** clientCredentials() for one of the provider's clients. */
@@ -44,29 +48,14 @@ function authorized(options: Parameters<typeof accessToken>[0]): Dispatcher {
   return agent.compose(accessToken(options))
 }
 
-interface ApiAnswer {
-  status: number
-  json: { kind?: string; client_id?: string; scope?: string; aud?: string } | undefined
+/** GET `path` of the API: the status, and the body when 200. */
+function get(dispatcher: Dispatcher, path: string): Promise<ApiAnswer> {
+  return getUrl(dispatcher, `${env.api.origin}${path}`)
 }
 
-async function get(dispatcher: Dispatcher, path: string): Promise<ApiAnswer> {
-  const response = await request(`${env.api.origin}${path}`, { dispatcher })
-  const text = await response.body.text()
-  return {
-    status: response.statusCode,
-    json: response.statusCode === 200 ? (JSON.parse(text) as ApiAnswer['json']) : undefined,
-  }
-}
-
-/** What a request that could not get a token rejects with. */
-async function rejection(dispatcher: Dispatcher, path: string): Promise<unknown> {
-  return request(`${env.api.origin}${path}`, { dispatcher }).then(
-    async (response) => {
-      await response.body.dump()
-      throw new Error(`expected no request to be sent, got ${response.statusCode}`)
-    },
-    (error: unknown) => error,
-  )
+/** What a request for `path` of the API that could not get a token rejects with. */
+function rejection(dispatcher: Dispatcher, path: string): Promise<unknown> {
+  return rejectionOfUrl(dispatcher, `${env.api.origin}${path}`)
 }
 
 describe('client authentication', () => {
@@ -110,9 +99,11 @@ describe('client authentication', () => {
 
     const error = await rejection(api, '/reports')
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-    expectNoSecrets(error, env.basicClient.secretForms)
+    expectRefusedTokenRequest(
+      error,
+      { status: 401, error: 'invalid_client' },
+      env.basicClient.secretForms,
+    )
     expect(env.api.hits).toEqual([])
   })
 })
@@ -158,9 +149,11 @@ describe('scopes', () => {
 
     const error = await rejection(api, '/reports')
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 400, error: 'invalid_scope' })
-    expectNoSecrets(error, env.basicClient.secretForms)
+    expectRefusedTokenRequest(
+      error,
+      { status: 400, error: 'invalid_scope' },
+      env.basicClient.secretForms,
+    )
     expect(env.api.hits).toEqual([])
     expect(env.grants).toEqual([{ clientId: 'svc-basic', status: 400, error: 'invalid_scope' }])
   })
@@ -175,16 +168,12 @@ describe('resource indicators (RFC 8707)', () => {
 
     const answers = [await get(api, '/reports/1'), await get(api, '/reports/2')]
 
-    expect(answers).toEqual([
-      {
+    expect(answers).toEqual(
+      Array(2).fill({
         status: 200,
         json: { kind: 'jwt', client_id: 'svc-post', scope: 'read', aud: env.resources.reports },
-      },
-      {
-        status: 200,
-        json: { kind: 'jwt', client_id: 'svc-post', scope: 'read', aud: env.resources.reports },
-      },
-    ])
+      }),
+    )
     expect(env.tokenRequests).toBe(1)
     const token = await tokens.get()
     expect(token).toMatchObject({ tokenType: 'Bearer', expiresIn: 300, scope: 'read' })
@@ -207,9 +196,11 @@ describe('resource indicators (RFC 8707)', () => {
 
     const error = await rejection(api, '/reports')
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 400, error: 'invalid_target' })
-    expectNoSecrets(error, env.basicClient.secretForms)
+    expectRefusedTokenRequest(
+      error,
+      { status: 400, error: 'invalid_target' },
+      env.basicClient.secretForms,
+    )
     expect(env.api.hits).toEqual([])
   })
 })
@@ -260,9 +251,10 @@ describe('fail closed', () => {
 
     const error = await tokens.get().catch((thrown: unknown) => thrown)
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-    expectNoSecrets(error, [...env.basicClient.secretForms, ...wrong.secretForms])
+    expectRefusedTokenRequest(error, { status: 401, error: 'invalid_client' }, [
+      ...env.basicClient.secretForms,
+      ...wrong.secretForms,
+    ])
   })
 })
 

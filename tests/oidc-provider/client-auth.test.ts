@@ -8,10 +8,11 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Agent } from 'undici'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import type { Agent, Dispatcher } from 'undici'
+import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import {
   accessToken,
+  type ClientAuth,
   clientAssertion,
   clientCredentials,
   clientSecretJwt,
@@ -23,33 +24,39 @@ import {
 } from '../../lib/index.js'
 import { registerSecret } from '../support/secret-registry.js'
 import { expectNoSecrets } from '../support/secrets.js'
-import { Agents, get, rejection, rejectionOf } from './http.js'
-import { type JwtAlg, type StrongEnvironment, startStrongEnvironment } from './mtls-provider.js'
+import { Agents, expectRefusedTokenRequest, get, rejection, rejectionOf } from './http.js'
+import type { JwtAlg } from './mtls-provider.js'
+import type { KeyAndCertificate } from './tls.js'
+import { useStrongEnvironment } from './use-environment.js'
 
-let env: StrongEnvironment
 const agents = new Agents()
+const env = useStrongEnvironment(agents)
 let plain: Agent
 
-beforeAll(async () => {
-  env = await startStrongEnvironment()
-})
-
-afterAll(async () => {
-  await env?.close()
-})
-
 beforeEach(() => {
-  env.grants.length = 0
-  env.api.hits.length = 0
   plain = agents.make(env.certs.ca)
 })
 
-afterEach(async () => {
-  await agents.closeAll()
-  expect(env.serverErrors, 'oidc-provider server errors').toEqual([])
-})
-
 const assertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+/** How the token endpoint refuses a client it cannot authenticate (RFC 6749 §5.2). */
+const invalidClient = { status: 401, error: 'invalid_client' }
+
+/** A TokenCache for `clientId`: clientCredentials() at the plain-HTTP token endpoint. */
+function tokensFor(clientId: string, clientAuth: ClientAuth): TokenCache {
+  return new TokenCache({
+    fetchToken: clientCredentials({ tokenUrl: env.httpTokenUrl, clientId, clientAuth }),
+  })
+}
+
+/** The plain-HTTP API through `plain`, with tokens for `clientId` as `tokensFor` gets them. */
+function apiWithToken(clientId: string, clientAuth: ClientAuth): Dispatcher {
+  return plain.compose(
+    accessToken({
+      origins: env.api.httpOrigin,
+      fetchToken: clientCredentials({ tokenUrl: env.httpTokenUrl, clientId, clientAuth }),
+    }),
+  )
+}
 
 /** The checks every signed assertion must pass (RFC 7523 §3, OIDC Core §9). */
 function expectAssertionClaims(clientId: string, audience: string, index = 0) {
@@ -68,16 +75,7 @@ function expectAssertionClaims(clientId: string, audience: string, index = 0) {
 describe('client_secret_jwt', () => {
   test('HS256 by default, aud = the token endpoint: a token the API accepts, fetched once', async () => {
     const { clientId, secret } = env.clients.secretJwt
-    const api = plain.compose(
-      accessToken({
-        origins: env.api.httpOrigin,
-        fetchToken: clientCredentials({
-          tokenUrl: env.httpTokenUrl,
-          clientId,
-          clientAuth: clientSecretJwt(secret),
-        }),
-      }),
-    )
+    const api = apiWithToken(clientId, clientSecretJwt(secret))
 
     const answers = []
     for (let i = 0; i < 3; i++) answers.push(await get(api, `${env.api.httpOrigin}/reports/${i}`))
@@ -121,13 +119,7 @@ describe('client_secret_jwt', () => {
 
   test("audience 'issuer' with a tokenUrl and no issuer: TokenRequestError, nothing sent", async () => {
     const { clientId, secret } = env.clients.secretJwt
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpTokenUrl,
-        clientId,
-        clientAuth: clientSecretJwt(secret, { audience: 'issuer' }),
-      }),
-    })
+    const tokens = tokensFor(clientId, clientSecretJwt(secret, { audience: 'issuer' }))
 
     const error = await rejectionOf(tokens.get())
 
@@ -140,22 +132,11 @@ describe('client_secret_jwt', () => {
     const { clientId, secret } = env.clients.secretJwt
     const wrong = `${secret.slice(0, -4)}XXXX`
     registerSecret(wrong)
-    const api = plain.compose(
-      accessToken({
-        origins: env.api.httpOrigin,
-        fetchToken: clientCredentials({
-          tokenUrl: env.httpTokenUrl,
-          clientId,
-          clientAuth: clientSecretJwt(wrong),
-        }),
-      }),
-    )
+    const api = apiWithToken(clientId, clientSecretJwt(wrong))
 
     const error = await rejection(api, `${env.api.httpOrigin}/reports`)
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-    expectNoSecrets(error, [...env.secrets, wrong])
+    expectRefusedTokenRequest(error, invalidClient, [...env.secrets, wrong])
     expect(env.api.hits).toEqual([])
   })
 })
@@ -194,16 +175,7 @@ describe('private_key_jwt', () => {
 
   test.each(cases)('%s (%s): a token the API accepts', async (alg, _, options) => {
     const client = env.clients.pkJwt[alg]
-    const api = plain.compose(
-      accessToken({
-        origins: env.api.httpOrigin,
-        fetchToken: clientCredentials({
-          tokenUrl: env.httpTokenUrl,
-          clientId: client.clientId,
-          clientAuth: privateKeyJwt(options(alg)),
-        }),
-      }),
-    )
+    const api = apiWithToken(client.clientId, privateKeyJwt(options(alg)))
 
     const answers = [
       await get(api, `${env.api.httpOrigin}/reports/1`),
@@ -221,13 +193,10 @@ describe('private_key_jwt', () => {
 
   test('every fetch signs a new assertion: a renewal is not refused as a replayed jti', async () => {
     const client = env.clients.pkJwt.ES256
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpTokenUrl,
-        clientId: client.clientId,
-        clientAuth: privateKeyJwt({ key: client.privateKey, kid: client.kid }),
-      }),
-    })
+    const tokens = tokensFor(
+      client.clientId,
+      privateKeyJwt({ key: client.privateKey, kid: client.kid }),
+    )
 
     const first = await tokens.get()
     await tokens.invalidate('default')
@@ -245,20 +214,12 @@ describe('private_key_jwt', () => {
 
   test('an RSA key for a PS256-only client: RS256 by default, refused as invalid_client', async () => {
     const client = env.clients.pkJwt.PS256
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpTokenUrl,
-        clientId: client.clientId,
-        clientAuth: privateKeyJwt({ key: client.pem, kid: client.kid }),
-      }),
-    })
+    const tokens = tokensFor(client.clientId, privateKeyJwt({ key: client.pem, kid: client.kid }))
 
     const error = await rejectionOf(tokens.get())
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
+    expectRefusedTokenRequest(error, invalidClient, env.secrets)
     expect(env.grants[0]?.assertion?.header.alg).toBe('RS256')
-    expectNoSecrets(error, env.secrets)
   })
 
   test('a key the client did not register is invalid_client; no key material in the error', async () => {
@@ -266,22 +227,11 @@ describe('private_key_jwt', () => {
     const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
     const strangerPem = stranger.export({ format: 'pem', type: 'pkcs8' }).toString()
     registerSecret(strangerPem)
-    const api = plain.compose(
-      accessToken({
-        origins: env.api.httpOrigin,
-        fetchToken: clientCredentials({
-          tokenUrl: env.httpTokenUrl,
-          clientId: client.clientId,
-          clientAuth: privateKeyJwt({ key: strangerPem, kid: client.kid }),
-        }),
-      }),
-    )
+    const api = apiWithToken(client.clientId, privateKeyJwt({ key: strangerPem, kid: client.kid }))
 
     const error = await rejection(api, `${env.api.httpOrigin}/reports`)
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-    expectNoSecrets(error, [...env.secrets, strangerPem])
+    expectRefusedTokenRequest(error, invalidClient, [...env.secrets, strangerPem])
     expect(env.api.hits).toEqual([])
   })
 
@@ -294,19 +244,13 @@ describe('private_key_jwt', () => {
       'x5t %s: PS256, the thumbprint header(s), a token the API accepts',
       async (x5t, sent) => {
         const credential = env.clients.certificateCredential
-        const api = plain.compose(
-          accessToken({
-            origins: env.api.httpOrigin,
-            fetchToken: clientCredentials({
-              tokenUrl: env.httpTokenUrl,
-              clientId: credential.clientId,
-              clientAuth: privateKeyJwt({
-                key: credential.key,
-                certificate: credential.certificate,
-                alg: 'PS256',
-                x5t,
-              }),
-            }),
+        const api = apiWithToken(
+          credential.clientId,
+          privateKeyJwt({
+            key: credential.key,
+            certificate: credential.certificate,
+            alg: 'PS256',
+            x5t,
           }),
         )
 
@@ -391,13 +335,7 @@ describe('federatedTokenFile', () => {
     // As the kubelet writes it, with a trailing newline.
     const firstAssertion = await env.signAssertion(client, env.httpTokenUrl)
     await writeFile(file, `${firstAssertion}\n`)
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpTokenUrl,
-        clientId: client.clientId,
-        clientAuth: federatedTokenFile(file),
-      }),
-    })
+    const tokens = tokensFor(client.clientId, federatedTokenFile(file))
     const api = plain.compose(accessToken({ origins: env.api.httpOrigin, tokens }))
 
     const first = await get(api, `${env.api.httpOrigin}/reports/1`)
@@ -432,13 +370,7 @@ describe('federatedTokenFile', () => {
       if (saved === undefined) delete process.env.AZURE_FEDERATED_TOKEN_FILE
       else process.env.AZURE_FEDERATED_TOKEN_FILE = saved
     }
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpTokenUrl,
-        clientId: client.clientId,
-        clientAuth,
-      }),
-    })
+    const tokens = tokensFor(client.clientId, clientAuth)
 
     expect(await tokens.get()).toMatchObject({ tokenType: 'Bearer' })
     expect(env.grants.map((grant) => [grant.clientId, grant.status])).toEqual([
@@ -475,34 +407,24 @@ describe('mTLS (RFC 8705)', () => {
 
   test('tls_client_auth: the certificate authenticates (client_id only), the token is bound to it', async () => {
     const { certs } = env
-    const tokenAgent = agents.make(certs.ca, certs.client)
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.mtlsTokenUrl,
-        clientId: env.clients.tls.clientId,
-        clientAuth: tlsClientAuth(),
-        dispatcher: tokenAgent,
-      }),
-    })
-    const api = agents
-      .make(certs.ca, certs.client)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
+    const tokens = agents.tlsClientTokens(
+      { tokenUrl: env.mtlsTokenUrl, clientId: env.clients.tls.clientId },
+      certs.ca,
+      certs.client,
+    )
+    const api = agents.authorized({ origins: env.api.httpsOrigin, tokens }, certs.ca, certs.client)
 
     const answers = [
       await get(api, `${env.api.httpsOrigin}/reports/1`),
       await get(api, `${env.api.httpsOrigin}/reports/2`),
     ]
 
-    expect(answers).toEqual([
-      {
+    expect(answers).toEqual(
+      Array(2).fill({
         status: 200,
         json: { kind: 'opaque', client_id: 'tls', ...bound(certs.client.thumbprint) },
-      },
-      {
-        status: 200,
-        json: { kind: 'opaque', client_id: 'tls', ...bound(certs.client.thumbprint) },
-      },
-    ])
+      }),
+    )
     expect(env.grants).toHaveLength(1)
     expect(env.grants[0]).toMatchObject({
       url: env.mtlsTokenUrl,
@@ -563,28 +485,19 @@ describe('mTLS (RFC 8705)', () => {
 
   test('tls_client_auth with a certificate of another subject, or without one: invalid_client', async () => {
     const { certs } = env
-    const fetchWith = (agent: Agent, tokenUrl: string) =>
-      new TokenCache({
-        fetchToken: clientCredentials({
-          tokenUrl,
-          clientId: env.clients.tls.clientId,
-          clientAuth: tlsClientAuth(),
-          dispatcher: agent,
-        }),
-      }).get()
+    const fetchWith = (identity: KeyAndCertificate | undefined, tokenUrl: string) =>
+      agents
+        .tlsClientTokens({ tokenUrl, clientId: env.clients.tls.clientId }, certs.ca, identity)
+        .get()
 
     const errors = [
-      await rejectionOf(fetchWith(agents.make(certs.ca, certs.other), env.mtlsTokenUrl)),
-      await rejectionOf(fetchWith(agents.make(certs.ca), env.mtlsTokenUrl)),
+      await rejectionOf(fetchWith(certs.other, env.mtlsTokenUrl)),
+      await rejectionOf(fetchWith(undefined, env.mtlsTokenUrl)),
       // Plain HTTP: there is no certificate to present.
-      await rejectionOf(fetchWith(agents.make(certs.ca, certs.client), env.httpTokenUrl)),
+      await rejectionOf(fetchWith(certs.client, env.httpTokenUrl)),
     ]
 
-    for (const error of errors) {
-      expect(error).toBeInstanceOf(TokenRequestError)
-      expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-      expectNoSecrets(error, env.secrets)
-    }
+    for (const error of errors) expectRefusedTokenRequest(error, invalidClient, env.secrets)
     expect(env.grants.map((grant) => [grant.clientId, grant.error])).toEqual([
       ['tls', 'invalid_client'],
       ['tls', 'invalid_client'],
@@ -594,25 +507,21 @@ describe('mTLS (RFC 8705)', () => {
 
   test('self_signed_tls_client_auth: a JWT access token bound to the self-signed certificate', async () => {
     const { certs } = env
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
+    const tokens = agents.tlsClientTokens(
+      {
         tokenUrl: env.httpsTokenUrl,
         clientId: env.clients.selfSigned.clientId,
-        clientAuth: tlsClientAuth(),
-        dispatcher: agents.make(certs.ca, certs.selfSigned),
         resource: env.resources.https,
         scope: 'read',
-      }),
-    })
-    const api = agents
-      .make(certs.ca, certs.selfSigned)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
-    const stranger = agents
-      .make(certs.ca, certs.client)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
+      },
+      certs.ca,
+      certs.selfSigned,
+    )
+    const reports = `${env.api.httpsOrigin}/reports`
 
-    const answer = await get(api, `${env.api.httpsOrigin}/reports`)
-    const refused = await get(stranger, `${env.api.httpsOrigin}/reports`)
+    const answer = await agents.getWithTokens(reports, tokens, certs.ca, certs.selfSigned)
+    // Another certificate: the token is bound to the self-signed one.
+    const refused = await agents.getWithTokens(reports, tokens, certs.ca, certs.client)
 
     expect(answer).toEqual({
       status: 200,
@@ -636,19 +545,14 @@ describe('mTLS (RFC 8705)', () => {
 
   test('self_signed_tls_client_auth with an unregistered certificate: invalid_client', async () => {
     const { certs } = env
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        tokenUrl: env.httpsTokenUrl,
-        clientId: env.clients.selfSigned.clientId,
-        clientAuth: tlsClientAuth(),
-        dispatcher: agents.make(certs.ca, certs.client),
-      }),
-    })
+    const tokens = agents.tlsClientTokens(
+      { tokenUrl: env.httpsTokenUrl, clientId: env.clients.selfSigned.clientId },
+      certs.ca,
+      certs.client,
+    )
 
     const error = await rejectionOf(tokens.get())
 
-    expect(error).toBeInstanceOf(TokenRequestError)
-    expect(error).toMatchObject({ status: 401, error: 'invalid_client' })
-    expectNoSecrets(error, env.secrets)
+    expectRefusedTokenRequest(error, invalidClient, env.secrets)
   })
 })

@@ -3,46 +3,23 @@
 // the grant's dispatcher); `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5) for
 // tlsClientAuth; the exact issuer match (§3.3); the server's list of auth methods.
 import { request } from 'undici'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
-  accessToken,
   clientCredentials,
   clientSecretJwt,
   privateKeyJwt,
   TokenCache,
   TokenRequestError,
-  tlsClientAuth,
 } from '../../lib/index.js'
 import { expectNoSecrets } from '../support/secrets.js'
 import { startServer, type TestServer } from '../support/servers.js'
 import { Agents, get, rejectionOf } from './http.js'
-import { type StrongEnvironment, startStrongEnvironment } from './mtls-provider.js'
+import { useStrongEnvironment } from './use-environment.js'
 
 const agents = new Agents()
 
-afterEach(async () => {
-  await agents.closeAll()
-})
-
-function reset(env: StrongEnvironment) {
-  env.grants.length = 0
-  env.api.hits.length = 0
-  env.discoveryRequests.length = 0
-}
-
 describe('issuer on HTTP', () => {
-  let env: StrongEnvironment
-
-  beforeAll(async () => {
-    env = await startStrongEnvironment()
-  })
-  afterAll(async () => {
-    await env?.close()
-  })
-  beforeEach(() => reset(env))
-  afterEach(() => {
-    expect(env.serverErrors, 'oidc-provider server errors').toEqual([])
-  })
+  const env = useStrongEnvironment(agents, { issuer: 'http' })
 
   test('issuer only: the token endpoint from the metadata, discovered once for concurrent fetches', async () => {
     const { clientId, secret } = env.clients.secretJwt
@@ -52,12 +29,14 @@ describe('issuer on HTTP', () => {
       clientAuth: clientSecretJwt(secret),
     })
     // Two caches (two keys' worth of tokens) sharing one grant: both fetch at once.
-    const readers = agents
-      .make(env.certs.ca)
-      .compose(accessToken({ origins: env.api.httpOrigin, tokens: new TokenCache({ fetchToken }) }))
-    const writers = agents
-      .make(env.certs.ca)
-      .compose(accessToken({ origins: env.api.httpOrigin, tokens: new TokenCache({ fetchToken }) }))
+    const readers = agents.authorized(
+      { origins: env.api.httpOrigin, tokens: new TokenCache({ fetchToken }) },
+      env.certs.ca,
+    )
+    const writers = agents.authorized(
+      { origins: env.api.httpOrigin, tokens: new TokenCache({ fetchToken }) },
+      env.certs.ca,
+    )
 
     const answers = await Promise.all([
       ...Array.from({ length: 4 }, (_, i) => get(readers, `${env.api.httpOrigin}/reports/r${i}`)),
@@ -96,19 +75,17 @@ describe('issuer on HTTP', () => {
 
   test('tlsClientAuth: the mTLS alias from mtls_endpoint_aliases, a certificate-bound token', async () => {
     const { certs } = env
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        issuer: env.issuer,
-        clientId: env.clients.tls.clientId,
-        clientAuth: tlsClientAuth(),
-        dispatcher: agents.make(certs.ca, certs.client),
-      }),
-    })
-    const api = agents
-      .make(certs.ca, certs.client)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
-
-    const answer = await get(api, `${env.api.httpsOrigin}/reports`)
+    const tokens = agents.tlsClientTokens(
+      { issuer: env.issuer, clientId: env.clients.tls.clientId },
+      certs.ca,
+      certs.client,
+    )
+    const answer = await agents.getWithTokens(
+      `${env.api.httpsOrigin}/reports`,
+      tokens,
+      certs.ca,
+      certs.client,
+    )
 
     expect(answer).toEqual({
       status: 200,
@@ -220,19 +197,17 @@ describe('issuer on HTTP', () => {
         issuer: metadataServer.origin,
         token_endpoint_auth_methods_supported: ['private_key_jwt', 'self_signed_tls_client_auth'],
       })
-      const tokens = new TokenCache({
-        fetchToken: clientCredentials({
-          issuer: metadataServer.origin,
-          clientId: env.clients.selfSigned.clientId,
-          clientAuth: tlsClientAuth(),
-          dispatcher: agents.make(certs.ca, certs.selfSigned),
-        }),
-      })
-      const api = agents
-        .make(certs.ca, certs.selfSigned)
-        .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
-
-      const answer = await get(api, `${env.api.httpsOrigin}/reports`)
+      const tokens = agents.tlsClientTokens(
+        { issuer: metadataServer.origin, clientId: env.clients.selfSigned.clientId },
+        certs.ca,
+        certs.selfSigned,
+      )
+      const answer = await agents.getWithTokens(
+        `${env.api.httpsOrigin}/reports`,
+        tokens,
+        certs.ca,
+        certs.selfSigned,
+      )
 
       expect(answer).toMatchObject({
         status: 200,
@@ -246,18 +221,7 @@ describe('issuer on HTTP', () => {
 })
 
 describe('issuer on HTTPS', () => {
-  let env: StrongEnvironment
-
-  beforeAll(async () => {
-    env = await startStrongEnvironment({ issuer: 'https' })
-  })
-  afterAll(async () => {
-    await env?.close()
-  })
-  beforeEach(() => reset(env))
-  afterEach(() => {
-    expect(env.serverErrors, 'oidc-provider server errors').toEqual([])
-  })
+  const env = useStrongEnvironment(agents, { issuer: 'https' })
 
   test('private_key_jwt: discovered through the dispatcher (which trusts the CA)', async () => {
     const client = env.clients.pkJwt.EdDSA
@@ -269,9 +233,7 @@ describe('issuer on HTTPS', () => {
         dispatcher: agents.make(env.certs.ca),
       }),
     })
-    const api = agents
-      .make(env.certs.ca)
-      .compose(accessToken({ origins: env.api.httpOrigin, tokens }))
+    const api = agents.authorized({ origins: env.api.httpOrigin, tokens }, env.certs.ca)
 
     const answer = await get(api, `${env.api.httpOrigin}/reports`)
 
@@ -288,23 +250,16 @@ describe('issuer on HTTPS', () => {
 
   test('self_signed_tls_client_auth: the mTLS alias, a token bound to the self-signed certificate', async () => {
     const { certs } = env
-    const tokens = new TokenCache({
-      fetchToken: clientCredentials({
-        issuer: env.issuer,
-        clientId: env.clients.selfSigned.clientId,
-        clientAuth: tlsClientAuth(),
-        dispatcher: agents.make(certs.ca, certs.selfSigned),
-      }),
-    })
-    const api = agents
-      .make(certs.ca, certs.selfSigned)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
-    const stranger = agents
-      .make(certs.ca, certs.other)
-      .compose(accessToken({ origins: env.api.httpsOrigin, tokens }))
+    const tokens = agents.tlsClientTokens(
+      { issuer: env.issuer, clientId: env.clients.selfSigned.clientId },
+      certs.ca,
+      certs.selfSigned,
+    )
+    const reports = `${env.api.httpsOrigin}/reports`
 
-    const answer = await get(api, `${env.api.httpsOrigin}/reports`)
-    const refused = await get(stranger, `${env.api.httpsOrigin}/reports`)
+    const answer = await agents.getWithTokens(reports, tokens, certs.ca, certs.selfSigned)
+    // Another certificate: the token is bound to the self-signed one.
+    const refused = await agents.getWithTokens(reports, tokens, certs.ca, certs.other)
 
     expect(answer).toEqual({
       status: 200,

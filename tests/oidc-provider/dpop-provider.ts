@@ -17,21 +17,22 @@
  * Every secret, key and issued token is registered with the suite-wide secret scan.
  */
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import { calculateJwkThumbprint, EmbeddedJWK, type JWK, type JWTPayload, jwtVerify } from 'jose'
 import { registerSecret } from '../support/secret-registry.js'
 import { rawHeaderValues, startServer, type TestServer } from '../support/servers.js'
 import {
+  baseConfiguration,
   basicAuthorization,
   type Client,
+  clientMetadata,
   clientWith,
-  mapAdapter,
+  introspector,
   newSecret,
-  postForm,
+  ownTokenRevocation,
   recordGrants,
-  signingKeys,
+  revokeAs,
+  startProviderServer,
   type TokenGrant,
 } from './provider.js'
 
@@ -378,91 +379,49 @@ export async function startDpopOidcEnvironment(): Promise<DpopOidcEnvironment> {
 
   const grants: DpopGrant[] = []
   const serverErrors: Error[] = []
-  let tokenRequests = 0
 
-  const providerServer = createServer()
-  providerServer.keepAliveTimeout = 60_000
-  providerServer.listen(0, '127.0.0.1')
-  await once(providerServer, 'listening')
-  const issuer = `http://127.0.0.1:${(providerServer.address() as AddressInfo).port}`
-  const tokenUrl = `${issuer}/token`
-  const introspectionUrl = `${issuer}/token/introspection`
-  const revocationUrl = `${issuer}/token/revocation`
+  const providerServer = await startProviderServer()
+  const { issuer, tokenUrl, introspectionUrl, revocationUrl } = providerServer
 
-  const cc = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] }
+  // No resource indicators here: every token lives the base configuration's 600 s.
+  const base = baseConfiguration(apiClient.clientId)
   const provider = new Provider(issuer, {
+    ...base,
     clients: [
-      {
-        ...cc,
-        client_id: basicClient.clientId,
+      clientMetadata(basicClient.clientId, {
         client_secret: basicClient.clientSecret,
         token_endpoint_auth_method: 'client_secret_basic',
-        scope: 'read write',
         dpop_bound_access_tokens: true,
-        id_token_signed_response_alg: 'ES256',
-      },
-      {
-        ...cc,
-        client_id: keyClient.clientId,
+      }),
+      clientMetadata(keyClient.clientId, {
         token_endpoint_auth_method: 'private_key_jwt',
         token_endpoint_auth_signing_alg: 'ES256',
         jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: clientJwk.x, y: clientJwk.y, alg: 'ES256' }] },
-        scope: 'read write',
         dpop_bound_access_tokens: true,
-        id_token_signed_response_alg: 'ES256',
-      },
-      {
-        client_id: apiClient.clientId,
-        client_secret: apiClient.clientSecret,
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: [],
-        redirect_uris: [],
-        response_types: [],
-        id_token_signed_response_alg: 'ES256',
-      },
+      }),
+      clientMetadata(
+        apiClient.clientId,
+        {
+          client_secret: apiClient.clientSecret,
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+        [],
+      ),
     ],
     clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
-    jwks: { keys: signingKeys() },
     scopes: ['read', 'write'],
-    adapter: mapAdapter(),
-    clientBasedCORS: () => false,
-    ttl: { ClientCredentials: () => 600 },
     features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }) =>
-          client.clientId === apiClient.clientId,
-      },
-      revocation: {
-        enabled: true,
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
-          token.clientId === client.clientId,
-      },
+      ...base.features,
+      revocation: ownTokenRevocation,
       dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
     },
   })
   recordGrants(provider, grants, serverErrors)
-  const callback = provider.callback()
-  providerServer.on('request', (req, res) => {
-    registerSecret(req.headers.authorization)
-    if (req.method === 'POST' && new URL(req.url ?? '/', issuer).pathname === '/token') {
-      tokenRequests++
-    }
-    callback(req, res)
-  })
+  providerServer.serve(provider)
 
-  const introspect = async (token: string): Promise<Record<string, unknown>> => {
-    const answer = await postForm(introspectionUrl, apiAuthorization, {
-      token,
-      token_type_hint: 'access_token',
-    })
-    if (answer.status !== 200 || answer.json === undefined) {
-      throw new Error(`introspection answered ${answer.status}`)
-    }
-    return answer.json
-  }
+  const introspect = introspector(introspectionUrl, apiAuthorization, {
+    token_type_hint: 'access_token',
+  })
 
   const verifier = new ProofVerifier({ requireNonce: true, label: 'oidc-api' })
   const api = await startDpopResourceServer({
@@ -486,22 +445,14 @@ export async function startDpopOidcEnvironment(): Promise<DpopOidcEnvironment> {
     verifier,
     grants,
     get tokenRequests() {
-      return tokenRequests
+      return providerServer.tokenRequests
     },
     serverErrors,
     introspect,
-    async revoke(token) {
-      const answer = await postForm(
-        revocationUrl,
-        basicAuthorization(basicClient.clientId, basicClient.clientSecret),
-        { token, token_type_hint: 'access_token' },
-      )
-      if (answer.status !== 200) throw new Error(`revocation answered ${answer.status}`)
-    },
+    revoke: (token) => revokeAs(revocationUrl, token, basicClient),
     async close() {
       await api.close()
-      providerServer.closeAllConnections()
-      await new Promise<void>((resolve) => providerServer.close(() => resolve()))
+      await providerServer.close()
     },
   }
 }

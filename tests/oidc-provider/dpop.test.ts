@@ -7,7 +7,7 @@
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { Agent, request } from 'undici'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { DPoPKey } from '../../lib/dpop/signer.js'
 import {
   accessToken,
@@ -17,24 +17,23 @@ import {
   TokenCache,
 } from '../../lib/index.js'
 import { registerSecret } from '../support/secret-registry.js'
-import { type DpopOidcEnvironment, pathOf, startDpopOidcEnvironment } from './dpop-provider.js'
+import { pathOf, startDpopOidcEnvironment } from './dpop-provider.js'
+import { useEnvironment } from './use-environment.js'
 
-let env: DpopOidcEnvironment
+const env = useEnvironment(startDpopOidcEnvironment, {
+  // A test's forced answers must not leak into the next one.
+  cleanUp: () => {
+    env.api.before = undefined
+  },
+})
 let agent: Agent
 
-beforeAll(async () => {
-  env = await startDpopOidcEnvironment()
+beforeAll(() => {
   agent = new Agent({ connections: 32, keepAliveTimeout: 10_000 })
 })
 
 afterAll(async () => {
   await agent.close()
-  await env.close()
-})
-
-afterEach(() => {
-  env.api.before = undefined
-  expect(env.serverErrors).toEqual([])
 })
 
 function newKey(kind: 'ec' | 'ed25519' = 'ec'): KeyObject {

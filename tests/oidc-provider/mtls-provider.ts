@@ -35,10 +35,8 @@ import {
   randomBytes,
   randomUUID,
 } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
 import {
@@ -59,13 +57,16 @@ import Provider, {
 } from 'oidc-provider'
 import { registerSecret } from '../support/secret-registry.js'
 import {
+  baseConfiguration,
   basicAuthorization,
   type Client,
+  clientMetadata as ccClient,
   clientWith,
-  mapAdapter,
+  closeServer,
+  introspector,
+  listen,
   newSecret,
   postForm,
-  signingKeys,
 } from './provider.js'
 import { certificateThumbprint, makeCertificates, type TestCertificates } from './tls.js'
 
@@ -222,6 +223,13 @@ export interface StrongEnvironment {
   close(): Promise<void>
 }
 
+/** Forgets what the previous test recorded: grants, API hits, discovery requests. */
+export function resetRecords(env: StrongEnvironment): void {
+  env.grants.length = 0
+  env.api.hits.length = 0
+  env.discoveryRequests.length = 0
+}
+
 const generate = promisify(generateKeyPair)
 
 function kid(prefix: string): string {
@@ -269,24 +277,6 @@ function publicJwk(
   return { ...pub.export({ format: 'jwk' }), use: 'sig', ...extra }
 }
 
-/** A client_credentials client's metadata. */
-function ccClient(
-  clientId: string,
-  metadata: Record<string, unknown>,
-  grantTypes = ['client_credentials'],
-) {
-  return {
-    client_id: clientId,
-    grant_types: grantTypes,
-    redirect_uris: [],
-    response_types: [],
-    scope: 'read write',
-    // The default, RS256, would need an RSA key in the provider's keystore; nothing here signs ID tokens.
-    id_token_signed_response_alg: 'ES256',
-    ...metadata,
-  }
-}
-
 function peerThumbprint(req: IncomingMessage): string | undefined {
   const socket = req.socket as Partial<TLSSocket>
   const cert = socket.getPeerX509Certificate?.()
@@ -295,18 +285,6 @@ function peerThumbprint(req: IncomingMessage): string | undefined {
 
 function bearerToken(req: IncomingMessage): string | undefined {
   return /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
-}
-
-async function listen(server: Server): Promise<number> {
-  server.keepAliveTimeout = 60_000
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return (server.address() as AddressInfo).port
-}
-
-async function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
 }
 
 function decodeAssertion(assertion: string | undefined): TokenGrant['assertion'] {
@@ -526,7 +504,9 @@ export async function startStrongEnvironment(
   }
 
   const pkJwt = { RS256: rs256, PS256: ps256, ES256: es256, ES384: es384, EdDSA: eddsa }
+  const base = baseConfiguration(apiClient.clientId)
   const provider = new Provider(issuer, {
+    ...base,
     clients: [
       ccClient(secretJwt.clientId, {
         client_secret: secretJwt.secret,
@@ -608,25 +588,12 @@ export async function startStrongEnvironment(
         'EdDSA',
       ],
     },
-    jwks: { keys: signingKeys() },
     scopes: ['read', 'write', 'admin'],
-    adapter: mapAdapter(),
-    clientBasedCORS: () => false,
-    ttl: {
-      ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
-        token.resourceServer?.accessTokenTTL ?? 600,
-    },
     // The custom grants set `extra` on the token; the default helper would replace it with nothing.
     extraTokenClaims: (_ctx: unknown, token: { extra?: Record<string, unknown> }) => token.extra,
     discovery: { mtls_endpoint_aliases: { token_endpoint: mtlsTokenUrl } },
     features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }) =>
-          client.clientId === apiClient.clientId,
-      },
+      ...base.features,
       revocation: { enabled: false },
       resourceIndicators: {
         enabled: true,
@@ -883,13 +850,7 @@ export async function startStrongEnvironment(
     discoveryRequests,
     serverErrors,
     secrets,
-    async introspect(token) {
-      const answer = await postForm(introspectionUrl, apiAuthorization, { token })
-      if (answer.status !== 200 || answer.json === undefined) {
-        throw new Error(`introspection answered ${answer.status}`)
-      }
-      return answer.json
-    },
+    introspect: introspector(introspectionUrl, apiAuthorization),
     async close() {
       await Promise.all([providerHttp, providerHttps, apiHttp, apiHttps].map(closeServer))
     },

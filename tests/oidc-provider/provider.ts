@@ -10,7 +10,7 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose'
 import Provider, { type AdapterPayload, errors as oidcErrors } from 'oidc-provider'
@@ -228,6 +228,151 @@ export async function postForm(
   return { status: response.statusCode, json }
 }
 
+/** Listens on 127.0.0.1, an ephemeral port, keeping connections longer than any client: the port. */
+export async function listen(server: Server): Promise<number> {
+  server.keepAliveTimeout = 60_000
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return (server.address() as AddressInfo).port
+}
+
+/** Closes a server and the connections clients keep open to it. */
+export async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+}
+
+/** A provider's HTTP server, listening before the provider exists (its issuer needs the port). */
+export interface ProviderServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly issuer: string
+  readonly tokenUrl: string
+  readonly introspectionUrl: string
+  readonly revocationUrl: string
+  /** POST requests that reached the token endpoint. */
+  readonly tokenRequests: number
+  /** Hands the requests to `provider`; every Authorization header is registered with the secret scan. */
+  serve(provider: InstanceType<typeof Provider>): void
+  close(): Promise<void>
+}
+
+export async function startProviderServer(): Promise<ProviderServer> {
+  const server = createServer()
+  const issuer = `http://127.0.0.1:${await listen(server)}`
+  let tokenRequests = 0
+  return {
+    issuer,
+    tokenUrl: `${issuer}/token`,
+    introspectionUrl: `${issuer}/token/introspection`,
+    revocationUrl: `${issuer}/token/revocation`,
+    get tokenRequests() {
+      return tokenRequests
+    },
+    serve(provider) {
+      const callback = provider.callback()
+      server.on('request', (req, res) => {
+        registerSecret(req.headers.authorization)
+        if (req.method === 'POST' && new URL(req.url ?? '/', issuer).pathname === '/token')
+          tokenRequests++
+        callback(req, res)
+      })
+    },
+    close: () => closeServer(server),
+  }
+}
+
+/**
+ * A client_credentials client's metadata (`grantTypes` for another grant, or none for
+ * the API's own client), allowed scopes `read write`.
+ */
+export function clientMetadata(
+  clientId: string,
+  metadata: Record<string, unknown>,
+  grantTypes = ['client_credentials'],
+) {
+  return {
+    client_id: clientId,
+    grant_types: grantTypes,
+    redirect_uris: [],
+    response_types: [],
+    scope: 'read write',
+    // The default, RS256, would need an RSA key in the provider's keystore (slow to
+    // generate); nothing here signs ID tokens.
+    id_token_signed_response_alg: 'ES256',
+    ...metadata,
+  }
+}
+
+/**
+ * The provider configuration every environment shares: a fresh signing key and store,
+ * no interactions, the client_credentials grant, tokens living as long as their resource
+ * server says (600 s without one), and introspection for the API's client only. Each
+ * environment spreads it and adds its clients and features.
+ */
+export function baseConfiguration(apiClientId: string) {
+  return {
+    jwks: { keys: signingKeys() },
+    adapter: mapAdapter(),
+    // Set every helper oidc-provider would otherwise print a NOTICE for.
+    clientBasedCORS: () => false,
+    ttl: {
+      ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
+        token.resourceServer?.accessTokenTTL ?? 600,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Only the API may introspect.
+        allowedPolicy: (_ctx: unknown, client: { clientId: string }) =>
+          client.clientId === apiClientId,
+      },
+    },
+  }
+}
+
+/** The revocation endpoint (RFC 7009), where a client may revoke its own tokens only. */
+export const ownTokenRevocation = {
+  enabled: true,
+  allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
+    token.clientId === client.clientId,
+}
+
+/** Introspection (RFC 7662) as the API: the answer, or a throw for anything but a 200. */
+export function introspector(
+  introspectionUrl: string,
+  apiAuthorization: string,
+  extraForm: Record<string, string> = {},
+): (token: string) => Promise<Record<string, unknown>> {
+  return async (token) => {
+    const answer = await postForm(introspectionUrl, apiAuthorization, { token, ...extraForm })
+    if (answer.status !== 200 || answer.json === undefined) {
+      throw new Error(`introspection answered ${answer.status}`)
+    }
+    return answer.json
+  }
+}
+
+/** Revokes a token (RFC 7009) as the client it was issued to, authenticated its own way. */
+export async function revokeAs(
+  revocationUrl: string,
+  token: string,
+  client: Client,
+): Promise<void> {
+  const form: Record<string, string> = { token, token_type_hint: 'access_token' }
+  let authorization: string | undefined = basicAuthorization(client.clientId, client.clientSecret)
+  if (client.authMethod === 'client_secret_post') {
+    authorization = undefined
+    form.client_id = client.clientId
+    form.client_secret = client.clientSecret
+  }
+  const answer = await postForm(revocationUrl, authorization, form)
+  if (answer.status !== 200) {
+    throw new Error(`revocation answered ${answer.status} ${String(answer.json?.error)}`)
+  }
+}
+
 function bearerToken(req: IncomingMessage): string | undefined {
   const match = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')
   return match?.[1]
@@ -273,17 +418,10 @@ export async function startOidcEnvironment(
 
   const grants: TokenGrant[] = []
   const serverErrors: Error[] = []
-  let tokenRequests = 0
 
   // The provider's HTTP server first: the issuer needs its port.
-  const providerServer = createServer()
-  providerServer.keepAliveTimeout = 60_000
-  providerServer.listen(0, '127.0.0.1')
-  await once(providerServer, 'listening')
-  const issuer = `http://127.0.0.1:${(providerServer.address() as AddressInfo).port}`
-  const tokenUrl = `${issuer}/token`
-  const introspectionUrl = `${issuer}/token/introspection`
-  const revocationUrl = `${issuer}/token/revocation`
+  const providerServer = await startProviderServer()
+  const { issuer, tokenUrl, introspectionUrl, revocationUrl } = providerServer
   const jwksUri = `${issuer}/jwks`
 
   // The API, which needs the issuer; its own origin names the resources.
@@ -359,49 +497,22 @@ export async function startOidcEnvironment(
     [resources.ticks]: shortTokenTtl,
   }
 
-  const clientMetadata = (client: Client, grantTypes: string[]) => ({
-    client_id: client.clientId,
-    client_secret: client.clientSecret,
-    token_endpoint_auth_method: client.authMethod,
-    grant_types: grantTypes,
-    redirect_uris: [],
-    response_types: [],
-    scope: 'read write',
-    // The default, RS256, would need an RSA key (slow to generate); nothing here signs ID tokens.
-    id_token_signed_response_alg: 'ES256',
-  })
+  const secretClient = (client: Client, grantTypes?: string[]) =>
+    clientMetadata(
+      client.clientId,
+      { client_secret: client.clientSecret, token_endpoint_auth_method: client.authMethod },
+      grantTypes,
+    )
 
+  const base = baseConfiguration(apiClient.clientId)
   const provider = new Provider(issuer, {
-    clients: [
-      clientMetadata(basicClient, ['client_credentials']),
-      clientMetadata(postClient, ['client_credentials']),
-      clientMetadata(apiClient, []),
-    ],
+    ...base,
+    clients: [secretClient(basicClient), secretClient(postClient), secretClient(apiClient, [])],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
-    jwks: { keys: signingKeys() },
     scopes: ['read', 'write', 'admin'],
-    adapter: mapAdapter(),
-    // Set every helper oidc-provider would otherwise print a NOTICE for.
-    clientBasedCORS: () => false,
-    ttl: {
-      ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
-        token.resourceServer?.accessTokenTTL ?? 600,
-    },
     features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        // Only the API may introspect.
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }) =>
-          client.clientId === apiClient.clientId,
-      },
-      revocation: {
-        enabled: true,
-        // A client may revoke its own tokens only.
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
-          token.clientId === client.clientId,
-      },
+      ...base.features,
+      revocation: ownTokenRevocation,
       resourceIndicators: {
         enabled: true,
         // No resource indicator: an opaque token, checked by introspection.
@@ -422,13 +533,7 @@ export async function startOidcEnvironment(
     },
   })
   recordGrants(provider, grants, serverErrors)
-  const callback = provider.callback()
-  providerServer.on('request', (req, res) => {
-    registerSecret(req.headers.authorization)
-    if (req.method === 'POST' && new URL(req.url ?? '/', issuer).pathname === '/token')
-      tokenRequests++
-    callback(req, res)
-  })
+  providerServer.serve(provider)
 
   return {
     issuer,
@@ -448,36 +553,14 @@ export async function startOidcEnvironment(
     },
     grants,
     get tokenRequests() {
-      return tokenRequests
+      return providerServer.tokenRequests
     },
     serverErrors,
-    async revoke(token, client) {
-      const form: Record<string, string> = { token, token_type_hint: 'access_token' }
-      let authorization: string | undefined = basicAuthorization(
-        client.clientId,
-        client.clientSecret,
-      )
-      if (client.authMethod === 'client_secret_post') {
-        authorization = undefined
-        form.client_id = client.clientId
-        form.client_secret = client.clientSecret
-      }
-      const answer = await postForm(revocationUrl, authorization, form)
-      if (answer.status !== 200) {
-        throw new Error(`revocation answered ${answer.status} ${String(answer.json?.error)}`)
-      }
-    },
-    async introspect(token) {
-      const answer = await postForm(introspectionUrl, apiAuthorization, { token })
-      if (answer.status !== 200 || answer.json === undefined) {
-        throw new Error(`introspection answered ${answer.status}`)
-      }
-      return answer.json
-    },
+    revoke: (token, client) => revokeAs(revocationUrl, token, client),
+    introspect: introspector(introspectionUrl, apiAuthorization),
     async close() {
       await apiServer.close()
-      providerServer.closeAllConnections()
-      await new Promise<void>((resolve) => providerServer.close(() => resolve()))
+      await providerServer.close()
     },
   }
 }

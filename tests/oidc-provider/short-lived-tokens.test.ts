@@ -7,9 +7,10 @@
 // go by the earlier of the two.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
-import { afterEach, beforeEach, expect, test } from 'vitest'
+import { beforeEach, expect, test } from 'vitest'
 import { accessToken, clientCredentials } from '../../lib/index.js'
-import { type OidcEnvironment, startOidcEnvironment } from './provider.js'
+import { startOidcEnvironment } from './provider.js'
+import { useEnvironment } from './use-environment.js'
 
 /** How long the load runs; the tokens live 3 s, so several roll over. */
 const runFor = 8_000
@@ -18,17 +19,14 @@ const interval = 25
 /** Bound on the number of requests whatever the clock does. */
 const maxRequests = 400
 
-let env: OidcEnvironment
+const env = useEnvironment(() => startOidcEnvironment({ shortTokenTtl: 3 }), {
+  per: 'test',
+  cleanUp: () => agent.close(),
+})
 let agent: Agent
 
-beforeEach(async () => {
-  env = await startOidcEnvironment({ shortTokenTtl: 3 })
+beforeEach(() => {
   agent = new Agent({ keepAliveTimeout: 10_000 })
-})
-
-afterEach(async () => {
-  await agent.close()
-  await env.close()
 })
 
 test('3 s tokens under steady load: no expired token reaches the API, every caller gets 200', async () => {
