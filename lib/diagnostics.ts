@@ -1,4 +1,4 @@
-import { channel } from 'node:diagnostics_channel'
+import { channel, type TracingChannel, tracingChannel } from 'node:diagnostics_channel'
 
 /**
  * `node:diagnostics_channel` channels. Messages carry the key, timings, status
@@ -33,8 +33,25 @@ export const channels: {
   storeError: typed('undici-access-token:store:error'),
 }
 
-/** Every channel's name, e.g. to subscribe to all of them. */
-export const channelNames: readonly string[] = Object.values(channels).map((c) => String(c.name))
+/**
+ * A `TracingChannel` around every token fetch: `tracing:undici-access-token:fetch:start`,
+ * `:end`, `:asyncStart`, `:asyncEnd` and `:error`, one message object for all five. The fetch
+ * runs inside `start.runStores(message)`, so a store bound to `start` (an APM's span) is the
+ * active context of the token request itself.
+ */
+export const fetchTracing: TracingChannel<unknown, FetchTraceMessage> = tracingChannel(
+  'undici-access-token:fetch',
+)
+
+/** Every channel's name, e.g. to subscribe to all of them: the events, then the tracing ones. */
+export const channelNames: readonly string[] = [
+  ...Object.values(channels),
+  fetchTracing.start,
+  fetchTracing.end,
+  fetchTracing.asyncStart,
+  fetchTracing.asyncEnd,
+  fetchTracing.error,
+].map((c) => String(c.name))
 
 /** The part of a `diagnostics_channel` Channel this package uses, typed by message. */
 export interface DiagnosticsChannel<Message> {
@@ -106,6 +123,26 @@ export interface BackoffMessage {
   error: ErrorSummary
 }
 
+/**
+ * The message of every `tracing:undici-access-token:fetch:*` channel: one object per fetch,
+ * completed as the fetch goes. `start` sees key, reason and grant; by `asyncEnd` it also has
+ * `durationMs`, and `fingerprint`, `expiresAt` and `lifetimeMs` or `error`. Never a `result`:
+ * that would be the token.
+ */
+export interface FetchTraceMessage {
+  key: string
+  reason: FetchStartMessage['reason']
+  /** The OAuth grant (`grant_type`), when the token source is known to use one. */
+  grant?: string
+  /** Ms the fetch took, set when it settles. */
+  durationMs?: number
+  fingerprint?: string
+  expiresAt?: number
+  lifetimeMs?: number
+  /** What the fetch rejected with: the `TokenRequestError` its callers get. */
+  error?: Error
+}
+
 /** What a store call was for. */
 export type StoreOperation = 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'release'
 export interface StoreErrorMessage {
@@ -124,4 +161,77 @@ export function summarize(error: unknown): ErrorSummary {
   if (typeof status === 'number') summary.status = status
   if (typeof code === 'string') summary.error = code
   return summary
+}
+
+/** The grant each grant-built token source uses, for telemetry; custom sources have none. */
+const grants = new WeakMap<object, string>()
+
+/** Records that `fetchToken` sends `grantType` (`client_credentials`, …); returns it. */
+export function nameGrant<F extends object>(grantType: string, fetchToken: F): F {
+  grants.set(fetchToken, grantType)
+  return fetchToken
+}
+
+/** The grant `fetchToken` sends, when it was named with `nameGrant`. */
+export function grantOf(fetchToken: object): string | undefined {
+  return grants.get(fetchToken)
+}
+
+/**
+ * Runs a traced fetch inside a telemetry context of its own: the OpenTelemetry entry point
+ * makes its span the active one there, which `start.runStores` cannot do for a context
+ * manager it has no store of. Only while someone subscribes to `fetchTracing`.
+ */
+export type FetchScope = <T>(message: FetchTraceMessage, run: () => Promise<T>) => Promise<T>
+
+const fetchScopes = new Set<FetchScope>()
+
+/** Adds a scope for traced fetches; returns what removes it. */
+export function addFetchScope(scope: FetchScope): () => void {
+  fetchScopes.add(scope)
+  return () => {
+    fetchScopes.delete(scope)
+  }
+}
+
+/**
+ * The TracingChannel protocol around `run` (as `tracePromise`, but `message` never gets a
+ * `result`, which would be the token): start (and the bound stores) → end, then asyncStart →
+ * asyncEnd when it settles, after `error` if it rejects. Call only if `fetchTracing.hasSubscribers`.
+ */
+export function traceFetch<T>(message: FetchTraceMessage, run: () => Promise<T>): Promise<T> {
+  const { start, end, asyncStart, asyncEnd, error } = fetchTracing
+  return start.runStores(message, () => {
+    let scoped = run
+    for (const scope of fetchScopes) {
+      const inner = scoped
+      scoped = () => scope(message, inner)
+    }
+    const failed = (caught: unknown): void => {
+      message.error = caught instanceof Error ? caught : new Error(String(caught))
+      error.publish(message)
+    }
+    let settled: Promise<T>
+    try {
+      settled = scoped()
+    } catch (caught) {
+      failed(caught)
+      throw caught
+    } finally {
+      end.publish(message)
+    }
+    return settled.then(
+      (value) => {
+        asyncStart.publish(message)
+        asyncEnd.publish(message)
+        return value
+      },
+      (caught: unknown) => {
+        failed(caught)
+        asyncStart.publish(message)
+        asyncEnd.publish(message)
+        throw caught
+      },
+    )
+  })
 }

@@ -8,9 +8,12 @@ export {
   type FetchErrorMessage,
   type FetchStartMessage,
   type FetchSuccessMessage,
+  type FetchTraceMessage,
   type InvalidateMessage,
   type RefreshAheadMessage,
   type RetryMessage,
+  type StoreErrorMessage,
+  type StoreOperation,
 } from './diagnostics.js'
 export type { DPoPOptions, DPoPSigner } from './dpop/signer.js'
 export {

@@ -111,3 +111,35 @@ test('every stage publishes an event with key, timings, status and a fingerprint
   ])
   await dispatcher.close()
 })
+
+test('store:error: a store call that fails or times out, with its operation, key and a summary', async () => {
+  events.length = 0
+  const tokens = new TokenCache({
+    fetchToken: async () => ({ accessToken: 'store-error-token', expiresIn: 60 }),
+    store: {
+      get: () => Promise.reject(new TypeError('store unreachable')),
+      set: () => new Promise(() => {}), // never answers: slower than storeTimeout
+      delete: async () => false,
+      clear: () => Promise.reject(new Error('cannot clear')),
+    },
+    storeTimeout: 20,
+  })
+  await tokens.get('tenant-a') // a failed get is a miss, never a failed request
+  await sleep(60)
+  await tokens.clear()
+  expect(of('store:error')).toEqual([
+    {
+      operation: 'get',
+      key: 'tenant-a',
+      timedOut: false,
+      error: { name: 'TypeError', message: 'store unreachable' },
+    },
+    {
+      operation: 'set',
+      key: 'tenant-a',
+      timedOut: true,
+      error: { name: 'Error', message: 'Store set took over 20 ms' },
+    },
+    { operation: 'clear', timedOut: false, error: { name: 'Error', message: 'cannot clear' } },
+  ])
+})

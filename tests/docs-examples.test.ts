@@ -4,8 +4,8 @@
  * Each block becomes a virtual module of its own (`.mjs` for JavaScript, checked with
  * checkJs; `.mts` for TypeScript), all of them in ONE TypeScript program with the
  * repository's compiler options (tsconfig.json: strict, noUncheckedIndexedAccess, …).
- * `undici-access-token` and `undici-access-token/redis` resolve to lib/index.ts and
- * lib/stores/redis.ts through tsconfig.json's `paths`; `undici`, `redis`, `ioredis`
+ * `undici-access-token`, `undici-access-token/redis` and `undici-access-token/otel` resolve
+ * to lib/index.ts, lib/stores/redis.ts and lib/otel/index.ts through tsconfig.json's `paths`; `undici`, `redis`, `ioredis`
  * and the rest come from node_modules. The placeholders that snippets use without
  * defining (tokenUrl, fetchToken, logger, …) are declared once, in `placeholders`.
  *
@@ -237,6 +237,7 @@ function check(blocks: Block[]) {
   const entryPoints = {
     'undici-access-token': path.join(root, 'lib', 'index.ts'),
     'undici-access-token/redis': path.join(root, 'lib', 'stores', 'redis.ts'),
+    'undici-access-token/otel': path.join(root, 'lib', 'otel', 'index.ts'),
   }
   const program = ts.createProgram(
     [...virtual.keys(), ...Object.values(entryPoints)],
@@ -334,15 +335,16 @@ describe('code examples in README.md and docs/*.md', () => {
     expect(checked.global).toEqual([])
   })
 
-  it("docs/api.md's export list is exactly what lib/index.ts and lib/stores/redis.ts export", () => {
+  it("docs/api.md's export list is exactly what each entry point exports", () => {
     const listed = documentedExports()
-    expect({
-      'undici-access-token': listed['undici-access-token'],
-      'undici-access-token/redis': listed['undici-access-token/redis'],
-    }).toEqual({
-      'undici-access-token': checked.exportsOf('undici-access-token'),
-      'undici-access-token/redis': checked.exportsOf('undici-access-token/redis'),
-    })
+    const names = [
+      'undici-access-token',
+      'undici-access-token/redis',
+      'undici-access-token/otel',
+    ] as const
+    expect(Object.fromEntries(names.map((name) => [name, listed[name]]))).toEqual(
+      Object.fromEntries(names.map((name) => [name, checked.exportsOf(name)])),
+    )
   })
 
   const label = (block: Block) => `${block.file}:${block.line} (\`\`\`${block.language})`

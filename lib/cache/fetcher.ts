@@ -1,4 +1,12 @@
-import { channels, type FetchStartMessage, summarize } from '../diagnostics.js'
+import {
+  channels,
+  type FetchStartMessage,
+  type FetchTraceMessage,
+  fetchTracing,
+  grantOf,
+  summarize,
+  traceFetch,
+} from '../diagnostics.js'
 import type { DPoPKey } from '../dpop/signer.js'
 import { TokenRequestError } from '../errors.js'
 import { fingerprint } from '../fingerprint.js'
@@ -23,7 +31,8 @@ export interface FetcherOptions {
  * One token fetch at a time per call: bounded by `timeout` (even for a source that
  * ignores its signal), validated into a Token, timed (the latency estimate that
  * moves refresh-ahead earlier), spaced after failures (backoff), and published on
- * the `fetch:*` channels. Knows nothing of caching or stores.
+ * the `fetch:*` channels and traced on the `undici-access-token:fetch` TracingChannel.
+ * Knows nothing of caching or stores.
  */
 export class TokenFetcher {
   readonly #fetchToken: FetchToken
@@ -32,6 +41,8 @@ export class TokenFetcher {
   readonly #backoff: FailureBackoff | undefined
   readonly #dpop: DPoPKey | undefined
   readonly #now: () => number
+  /** The source's OAuth grant, for traces; undefined for a custom source. */
+  readonly #grant: string | undefined
   /** Smoothed duration of token fetches (ms). */
   #latency = 0
 
@@ -42,6 +53,7 @@ export class TokenFetcher {
     this.#backoff = options.backoff === false ? undefined : new FailureBackoff(options.backoff)
     this.#dpop = options.dpop
     this.#now = options.now
+    this.#grant = grantOf(options.fetchToken)
   }
 
   /** Smoothed duration of recent fetches in ms (0 before the first). */
@@ -63,8 +75,16 @@ export class TokenFetcher {
     this.#backoff?.clear()
   }
 
-  async fetch(key: string, reason: FetchReason): Promise<Token> {
+  fetch(key: string, reason: FetchReason): Promise<Token> {
     if (channels.fetchStart.hasSubscribers) channels.fetchStart.publish({ key, reason })
+    if (!fetchTracing.hasSubscribers) return this.#fetch(key, undefined)
+    const grant = this.#grant
+    const trace: FetchTraceMessage = grant === undefined ? { key, reason } : { key, reason, grant }
+    return traceFetch(trace, () => this.#fetch(key, trace))
+  }
+
+  /** One fetch; `trace`, when traced, gets its outcome before the promise settles. */
+  async #fetch(key: string, trace: FetchTraceMessage | undefined): Promise<Token> {
     const started = performance.now()
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -89,18 +109,22 @@ export class TokenFetcher {
       const durationMs = performance.now() - started
       this.#latency = this.#latency === 0 ? durationMs : 0.7 * this.#latency + 0.3 * durationMs
       this.#backoff?.succeeded(key)
-      if (channels.fetchSuccess.hasSubscribers) {
-        channels.fetchSuccess.publish({
+      if (channels.fetchSuccess.hasSubscribers || trace !== undefined) {
+        const success = {
           key,
           durationMs,
           fingerprint: fingerprint(token.accessToken),
           expiresAt: token.expiresAt,
           lifetimeMs: token.expiresAt - token.obtainedAt,
-        })
+        }
+        if (trace !== undefined) Object.assign(trace, success)
+        if (channels.fetchSuccess.hasSubscribers) channels.fetchSuccess.publish(success)
       }
       return token
     } catch (caught) {
-      throw this.#failed(key, caught, performance.now() - started)
+      const durationMs = performance.now() - started
+      if (trace !== undefined) trace.durationMs = durationMs
+      throw this.#failed(key, caught, durationMs)
     } finally {
       clearTimeout(timer)
     }

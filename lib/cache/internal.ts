@@ -12,6 +12,8 @@ export interface CacheInternals {
   readonly dpop: DPoPKey | undefined
   /** A usable cached token, synchronously, or undefined: the hot path. */
   peek(key: string): Token | undefined
+  /** The key's token, loaded: for a caller whose `peek` just missed (no second miss event). */
+  load(key: string): Promise<Token>
   /** Whether a 401 for `rejected` may be retried (the renewal rate limit). */
   mayRetryAfter401(key: string, rejected: string): boolean
   /** The token to retry with after a 401 for `rejected`. */

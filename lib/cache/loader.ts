@@ -17,16 +17,22 @@ export interface LoaderHost {
 export interface LoaderOptions {
   store: TokenStore
   fetcher: TokenFetcher
-  /** Ms a token fetch may take: the lock TokenCache asks for outlives it by `lockSlack`. */
+  /** Ms a token fetch may take: the lock TokenCache asks for outlives it by little more. */
   timeout: number
   storeTimeout: number
   now: () => number
 }
 
-/** A store lock outlives the fetch it guards by this much, unless the store says otherwise. */
-const lockSlack = 5_000
 /** Longest pause between two tries for another process's lock (they start at 25 ms and double). */
 const maxLockPoll = 250
+/**
+ * A store whose locks are leases its holder renews (`redisStore()`): a lock it reports
+ * held has a live holder, and a lock nobody renews lapses or is taken over within
+ * `lockLease` ms. Not part of `TokenStore`: a hint a store may give.
+ */
+interface LeasingStore {
+  readonly lockLease?: unknown
+}
 /** Marks a store call that failed or timed out, as opposed to one that found nothing. */
 const storeFailed: unique symbol = Symbol('store failed')
 
@@ -50,7 +56,20 @@ export class TokenLoader {
    * must not land again. A fetch begun after it may bring the same token back (many
    * sources repeat a token until it expires): that is the source's answer, and kept.
    */
-  readonly #rejected = new BoundedMap<{ readonly accessToken: string; readonly at: number }>()
+  readonly #rejected = new BoundedMap<{
+    readonly accessToken: string
+    readonly at: number
+    /** When the rejected token was obtained, if this loader landed it. */
+    readonly obtainedAt: number | undefined
+  }>()
+  /**
+   * The token each key last landed with (its `obtainedAt`): a token read from the store
+   * that was obtained before a rejected one is no renewal. After a failover the processes
+   * may hold different tokens, the store an older one than this process's: when this
+   * process's token is rejected (a mass revocation, a rotated credential), the older
+   * stored one is most likely rejected too, and a retry with it would fail the request.
+   */
+  readonly #landed = new BoundedMap<{ readonly accessToken: string; readonly obtainedAt: number }>()
   /** Rejections so far, numbering them. */
   #rejections = 0
   /**
@@ -71,7 +90,9 @@ export class TokenLoader {
 
   /** `accessToken` was rejected for `key`: it must not come back from the store or an older fetch. */
   reject(key: string, accessToken: string): void {
-    this.#rejected.set(key, { accessToken, at: ++this.#rejections })
+    const landed = this.#landed.get(key)
+    const obtainedAt = landed?.accessToken === accessToken ? landed.obtainedAt : undefined
+    this.#rejected.set(key, { accessToken, at: ++this.#rejections, obtainedAt })
   }
 
   /** Whatever loads are running now must not keep what they bring. */
@@ -81,6 +102,7 @@ export class TokenLoader {
 
   clearRejections(): void {
     this.#rejected.clear()
+    this.#landed.clear()
   }
 
   async load(key: string): Promise<Token> {
@@ -127,6 +149,7 @@ export class TokenLoader {
   /** `token` becomes the key's current one; whatever lands is not a rejected copy. */
   #land(key: string, token: Token): void {
     this.#rejected.delete(key)
+    this.#landed.set(key, { accessToken: token.accessToken, obtainedAt: token.obtainedAt })
     this.#host.remember(key, token)
   }
 
@@ -196,7 +219,12 @@ export class TokenLoader {
       await this.storeCall('get', key, () => this.#store.get(key)),
       this.#now(),
     )
-    if (stored === undefined || this.#rejected.get(key)?.accessToken === stored.accessToken) {
+    const rejected = this.#rejected.get(key)
+    if (
+      stored === undefined ||
+      rejected?.accessToken === stored.accessToken ||
+      (rejected?.obtainedAt !== undefined && stored.obtainedAt < rejected.obtainedAt)
+    ) {
       return undefined
     }
     return this.#host.isFresh(stored) ? stored : undefined
@@ -207,25 +235,46 @@ export class TokenLoader {
    * release function), or wait for the holder's token to appear in the store
    * (the token). undefined: no lock to be had (no lock support, the store is
    * down, or the holder never delivered) — fetch without one.
+   *
+   * The lock is asked for the fetch's `timeout` plus the token's write and the release
+   * (each bounded by `storeTimeout`) and a poll: it fits the fetch, no fixed slack.
+   * How long a waiter waits:
+   * - a store with leases (`lockLease`): while the holder is alive, it renews its lock,
+   *   so wait for its fetch (the lock's whole ttl); a dead holder's lock lapses, or is
+   *   taken over by the store, within a lease — then one waiter fetches;
+   * - a store with a fixed lock ttl L (`lockTtl`): a dead holder's lock is gone after L
+   *   and a waiter takes over, whose fetch its lock bounds by L again: a lock still held
+   *   after two lifetimes (and a poll) is squatted — stop waiting and fetch;
+   * - otherwise, the lock's ttl.
    */
   async #lockOrWait(key: string): Promise<(() => Promise<void>) | Token | undefined> {
     const { lock } = this.#store
     if (lock === undefined) return undefined
-    const lockTtl = this.#timeout + lockSlack
-    // With a store's own lock ttl L, a dead holder's lock is gone after L and a waiter
-    // takes over, whose fetch its lock bounds by L again: a lock still held after two
-    // lifetimes (and a poll) is squatted — stop waiting and fetch, not timeout + slack.
-    const giveUpAt =
-      Date.now() + Math.min(lockTtl, 2 * (this.#store.lockTtl ?? lockTtl) + maxLockPoll)
-    for (let delay = 25; ; delay = Math.min(delay * 2, maxLockPoll)) {
+    const lockTtl = this.#timeout + 2 * this.#storeTimeout + maxLockPoll
+    const lease = (this.#store as LeasingStore).lockLease
+    const waitFor =
+      typeof lease === 'number' && lease > 0
+        ? lockTtl + lease + maxLockPoll
+        : Math.min(lockTtl, 2 * (this.#store.lockTtl ?? lockTtl) + maxLockPoll)
+    const giveUpAt = Date.now() + waitFor
+    for (let delay = 25, waited = false; ; delay = Math.min(delay * 2, maxLockPoll)) {
       const release = await this.storeCall(
         'lock',
         key,
         () => lock.call(this.#store, key, lockTtl),
         storeFailed,
       )
-      if (typeof release === 'function') return release
+      if (typeof release === 'function') {
+        if (!waited) return release
+        // Taken after a wait: the holder may have stored its token and released just
+        // after this process last looked. One read saves a second fetch.
+        const token = await this.#fromStore(key)
+        if (token === undefined) return release
+        void this.storeCall('release', key, release)
+        return token
+      }
       if (release === storeFailed || Date.now() >= giveUpAt) return undefined
+      waited = true
       await new Promise((resolve) => setTimeout(resolve, delay))
       const token = await this.#fromStore(key)
       if (token !== undefined) return token

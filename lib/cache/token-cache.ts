@@ -104,6 +104,7 @@ export class TokenCache {
     registerInternals(this, {
       dpop: this.#dpop,
       peek: (key) => this.#peek(key),
+      load: (key) => this.#load(key),
       mayRetryAfter401: (key, rejected) =>
         this.#renewal.mayRetry(key, rejected, this.#current(key)),
       tokenAfter401: (key, rejected) => this.#renewal.tokenAfter(key, rejected, renewalHost),

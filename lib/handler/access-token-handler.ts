@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { CacheInternals } from '../cache/internal.js'
@@ -149,6 +150,12 @@ class AccessTokenHandler implements Required<Handler> {
   /** A 400 held back until its body says whether it asks for a DPoP nonce. */
   #held: HeldResponse | undefined
   #done = false
+  /**
+   * The caller's async context, kept only while someone subscribes to `retry`: undici calls
+   * a handler back in the context of whoever opened the connection, so the retry event (and
+   * the renewal and attempt it leads to) would otherwise belong to another request's trace.
+   */
+  readonly #scope: AsyncResource | undefined
 
   constructor(
     policy: RequestPolicy,
@@ -167,6 +174,9 @@ class AccessTokenHandler implements Required<Handler> {
     this.#origin = origin
     this.#key = key
     this.#plan = plan
+    this.#scope = channels.retry.hasSubscribers
+      ? new AsyncResource('undici-access-token')
+      : undefined
   }
 
   /** Sends now with `token`, or once the key's token arrives. */
@@ -174,7 +184,7 @@ class AccessTokenHandler implements Required<Handler> {
     if (token !== undefined) return this.#attempt(token)
     // The caller gets its controller at once, so an abort while the token is fetched ends it now.
     this.#startCaller({})
-    this.#when(this.#policy.cache.get(this.#key))
+    this.#when(this.#policy.internals.load(this.#key))
     return true
   }
 
@@ -340,7 +350,12 @@ class AccessTokenHandler implements Required<Handler> {
     }
     this.#swallowing = undefined
     this.#retried = true
-    const rejected = token.accessToken
+    if (this.#scope === undefined) this.#renew(token.accessToken, body)
+    else this.#scope.runInAsyncScope(() => this.#renew(token.accessToken, body))
+  }
+
+  /** The retry after a 401 for `rejected`: published, then sent with the token after it. */
+  #renew(rejected: string, body: unknown): void {
     if (channels.retry.hasSubscribers) {
       channels.retry.publish({
         key: this.#key,

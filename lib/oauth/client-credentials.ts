@@ -1,3 +1,4 @@
+import { nameGrant } from '../diagnostics.js'
 import type { FetchToken } from '../types.js'
 import { type GrantOptions, grantRequest } from './grant.js'
 
@@ -20,5 +21,6 @@ export function clientCredentials(options: ClientCredentialsOptions): FetchToken
     name: 'clientCredentials',
     authMethod: options?.authMethod,
   })
-  return (context) => send([], context)
+  // Named for telemetry: the fetch trace's `grant`.
+  return nameGrant('client_credentials', (context) => send([], context))
 }

@@ -1,3 +1,4 @@
+import { nameGrant } from '../diagnostics.js'
 import type { FetchToken } from '../types.js'
 import { type GrantOptions, type GrantValue, grantRequest, grantValue } from './grant.js'
 
@@ -24,8 +25,8 @@ const grantType = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 export function jwtBearer(options: JwtBearerOptions): FetchToken {
   const send = grantRequest(options, { grantType, name: 'jwtBearer', clientOptional: true })
   const assertion = grantValue(options.assertion, 'jwtBearer: assertion')
-  return async (context) => {
+  return nameGrant(grantType, async (context) => {
     const jwt = await assertion(context.signal)
     return send([['assertion', jwt]], context, [jwt])
-  }
+  })
 }

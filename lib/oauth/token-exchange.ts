@@ -1,3 +1,4 @@
+import { nameGrant } from '../diagnostics.js'
 import type { FetchToken } from '../types.js'
 import { type GrantOptions, type GrantValue, grantRequest, grantValue } from './grant.js'
 
@@ -51,7 +52,7 @@ export function tokenExchange(options: TokenExchangeOptions): FetchToken {
   }
   if (requestedTokenType !== undefined) checkType(requestedTokenType, 'requestedTokenType')
 
-  return async (context) => {
+  return nameGrant(grantType, async (context) => {
     const { signal } = context
     const subject = await subjectToken(signal)
     const params: Array<[string, string]> = [
@@ -68,7 +69,7 @@ export function tokenExchange(options: TokenExchangeOptions): FetchToken {
       params.push(['requested_token_type', requestedTokenType])
     }
     return send(params, context, secrets)
-  }
+  })
 }
 
 function checkType(value: unknown, name: string): void {

@@ -1,21 +1,35 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { BoundedMap } from '../cache/bounded-map.js'
 import type { Token, TokenStore } from '../types.js'
 import { commanderFor, type RedisClient, type RedisCommander } from './redis-client.js'
 import { encryptedCodec, plainCodec, type TokenCodec } from './redis-codec.js'
 
-export type { IoRedisClient, NodeRedisClient, RedisClient } from './redis-client.js'
+export type {
+  IoRedisClient,
+  IoRedisCluster,
+  NodeRedisClient,
+  NodeRedisCluster,
+  RedisClient,
+} from './redis-client.js'
 
 /** Options of `redisStore()`. */
 export interface RedisStoreOptions {
   /**
-   * A node-redis (`createClient()`) or ioredis (`new Redis()`) client, connected by
-   * you and shared with the rest of your app. Recommended options: docs/replicas.md's
-   * "Running many replicas".
+   * A node-redis client (`createClient()` or `createCluster()`) or an ioredis client
+   * (`new Redis()`, with `sentinels` or without, or `new Cluster()`), connected by you
+   * and shared with the rest of your app. Recommended options: docs/replicas.md.
    */
   client: RedisClient
-  /** Start of every Redis key this store writes; default `'undici-access-token:'`. */
+  /**
+   * Start of every Redis key this store writes; default `'undici-access-token:'`. It may
+   * hold a whole `{…}` hash tag (then all keys share one cluster slot), not a lone brace.
+   */
   prefix?: string
-  /** Ms a fetch lock lives; overrides the ttl TokenCache asks for (its `timeout` + 5 s). */
+  /**
+   * Ms a fetch lock outlives its holder's last renewal; default 1 000. The holder renews
+   * it every third of that while it fetches (at most TokenCache's `timeout`), so a lock
+   * whose holder died, or that a failover left behind, is gone or taken over this soon.
+   */
   lockTtl?: number
   /** 32 bytes, or a base64 string of 32 bytes: tokens are AES-256-GCM encrypted at rest. */
   encryptionKey?: Uint8Array | string
@@ -23,6 +37,10 @@ export interface RedisStoreOptions {
 
 /** A `TokenStore` that always has `lock` and `clear`. */
 export interface RedisTokenStore extends TokenStore {
+  /**
+   * Takes the key's fetch lock for at most `ttlMs` (TokenCache asks for its `timeout` and
+   * a little more) as a lease of `lockTtl` that this process renews while it holds it.
+   */
   lock(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined>
   clear(): Promise<void>
   /**
@@ -33,16 +51,28 @@ export interface RedisTokenStore extends TokenStore {
    * the fleet's token instead of fetching one of its own.
    */
   ready(): Promise<void>
-  /** The `lockTtl` option: how long a fetch lock lives, when set; else TokenCache's choice. */
+  /** The `lockTtl` option, when set. */
   readonly lockTtl: number | undefined
+  /**
+   * Ms a lock outlives its holder's last renewal (`lockTtl`, default 1 000). Its presence
+   * tells TokenCache that a lock held here has a live holder — the store itself takes
+   * over one nobody renews — so a waiter waits for the holder's fetch (its `timeout`),
+   * not for about two lock lifetimes as with a store whose locks simply expire.
+   */
+  readonly lockLease: number
 }
 
 const defaultPrefix = 'undici-access-token:'
+/** A lock outlives its holder's last renewal by this much unless `lockTtl` says otherwise. */
+const defaultLockLease = 1_000
+/** Renewals per lease: a holder whose event loop stalls for two of them still keeps its lock. */
+const renewalsPerLease = 3
 
 /*
- * Both scripts run atomically in Redis (no other command runs between the GET and
- * the DEL; https://redis.io/docs/latest/develop/interact/programmability/eval-intro/),
- * which is what a GET then DEL from the client cannot promise.
+ * Every script runs atomically in Redis (no other command runs between its GET and
+ * its write; https://redis.io/docs/latest/develop/interact/programmability/eval-intro/),
+ * which is what a GET then a write from the client cannot promise. Each touches one
+ * key, so each stays in one cluster slot.
  */
 
 /** Delete-if-equal: DEL the token key only if its value starts with ARGV[1] (`<fingerprint>.`). */
@@ -53,24 +83,60 @@ end
 return 0`
 
 /**
+ * Take the lock: SET it (value ARGV[1], PX ARGV[2]) if nobody holds it — or if it still
+ * holds ARGV[3], a value this process saw unchanged (unrenewed) for a whole lease: a
+ * holder that died, a lock a failover left behind, a squatter. Otherwise answer the
+ * holder's value, so that the waiter can tell a live (renewing) holder from a dead one.
+ * (SET NX GET would need Redis 7; this works from 2.6.)
+ */
+const acquire = `local current = redis.call('GET', KEYS[1])
+if not current or current == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1}
+end
+return {0, current}`
+
+/**
+ * Renew: only the holder (whose random owner id starts the value, ARGV[1]) sets the next
+ * value (ARGV[2]) with a fresh lease (PX ARGV[3]); 0 when the lock is no longer its own.
+ * The value changes on every renewal, so waiters see a live holder.
+ */
+const renewIfOwner = `local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`
+
+/**
  * Compare-and-delete release, the single-instance pattern of
  * https://redis.io/docs/latest/develop/use/patterns/distributed-locks/: only the
- * holder (who knows the random value) deletes the lock, so a holder whose lock
+ * holder (who knows the random owner id) deletes the lock, so a holder whose lock
  * expired and was taken over cannot release the new holder's.
  */
-const releaseIfOwner = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+const releaseIfOwner = `local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0`
 
-/** Most SCAN rounds one `clear()` makes: a bound, far above what a token keyspace needs. */
+/** Most SCAN rounds one `clear()` makes per node: a bound, far above what a token keyspace needs. */
 const maxScanRounds = 100_000
+
+/** A lock value another process holds, and when (Date.now) this process first saw it. */
+interface Sighting {
+  readonly value: string
+  readonly since: number
+}
 
 class RedisStore implements RedisTokenStore {
   readonly #redis: RedisCommander
   readonly #prefix: string
   readonly lockTtl: number | undefined
+  readonly lockLease: number
   readonly #codec: TokenCodec
+  /** Per lock key, the holder's value as last seen: unchanged for a lease means nobody renews it. */
+  readonly #sightings = new BoundedMap<Sighting>()
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -79,6 +145,7 @@ class RedisStore implements RedisTokenStore {
     this.#redis = commanderFor(options.client)
     const prefix = options.prefix ?? defaultPrefix
     if (typeof prefix !== 'string') throw new TypeError('prefix must be a string')
+    checkHashTag(this.#redis.keyPrefix + prefix)
     this.#prefix = prefix
     const { lockTtl } = options
     if (
@@ -88,6 +155,7 @@ class RedisStore implements RedisTokenStore {
       throw new RangeError(`lockTtl must be a positive number of ms, got ${String(lockTtl)}`)
     }
     this.lockTtl = lockTtl
+    this.lockLease = Math.ceil(lockTtl ?? defaultLockLease)
     this.#codec =
       options.encryptionKey === undefined ? plainCodec() : encryptedCodec(options.encryptionKey)
   }
@@ -98,7 +166,7 @@ class RedisStore implements RedisTokenStore {
 
   async get(key: string): Promise<Token | undefined> {
     const redisKey = this.#tokenKey(key)
-    const value = await this.#redis.run(['GET', redisKey])
+    const value = await this.#redis.run(['GET', redisKey], redisKey)
     const text = asText(value)
     return text === undefined ? undefined : this.#codec.decode(text, redisKey)
   }
@@ -109,85 +177,189 @@ class RedisStore implements RedisTokenStore {
     // entry never outlives the token; nothing left to live means nothing to keep.
     const ms = Math.floor(ttlMs)
     if (!(ms >= 1)) {
-      await this.#redis.run(['DEL', redisKey])
+      await this.#redis.run(['DEL', redisKey], redisKey)
       return
     }
-    await this.#redis.run(['SET', redisKey, this.#codec.encode(token, redisKey), 'PX', String(ms)])
+    await this.#redis.run(
+      ['SET', redisKey, this.#codec.encode(token, redisKey), 'PX', String(ms)],
+      redisKey,
+    )
   }
 
   async delete(key: string, ifAccessToken?: string): Promise<boolean> {
     const redisKey = this.#tokenKey(key)
     const reply =
       ifAccessToken === undefined
-        ? await this.#redis.run(['DEL', redisKey])
-        : await this.#redis.run([
-            'EVAL',
-            deleteIfFingerprint,
-            '1',
+        ? await this.#redis.run(['DEL', redisKey], redisKey)
+        : await this.#redis.run(
+            [
+              'EVAL',
+              deleteIfFingerprint,
+              '1',
+              redisKey,
+              `${this.#codec.fingerprint(ifAccessToken)}.`,
+            ],
             redisKey,
-            `${this.#codec.fingerprint(ifAccessToken)}.`,
-          ])
+          )
     return Number(reply) === 1
   }
 
   /**
-   * `SET <lock> <random> NX PX <ttl>` (https://redis.io/docs/latest/commands/set/):
-   * taken only if nobody holds it, and gone after `ttl` even if the holder dies
-   * mid-fetch, so another process takes over. This is an efficiency lock: should it
-   * ever be lost (e.g. a failover to a replica that had not seen it), two processes
-   * fetch a token, which is harmless; so one Redis node is enough, no Redlock.
+   * A lease (https://redis.io/docs/latest/develop/use/patterns/distributed-locks/, one
+   * instance): the lock is SET with a TTL of `lockLease`, and its holder renews it every
+   * third of that until it releases it or `ttlMs` has passed. So a lock never outlives a
+   * dead holder by more than a lease, whatever `ttlMs` — and a lock that is still held
+   * after a lease without a renewal (its holder gone but its TTL long: a squatter, an old
+   * version's lock) is taken over by one waiter, atomically. A failover may lose the
+   * lock or carry it to the promoted replica (replication is asynchronous): lost, two
+   * processes fetch; carried, its live holder goes on renewing it and a dead one's lapses
+   * within a lease. An efficiency lock: it saves token requests, and nothing depends on
+   * it for correctness, so one node is enough — no Redlock.
    */
   async lock(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
-    const ms = Math.ceil(this.lockTtl ?? ttlMs)
-    if (!(ms >= 1 && ms < 2 ** 53)) {
+    const cap = Math.ceil(ttlMs)
+    if (!(cap >= 1 && cap < 2 ** 53)) {
       throw new RangeError(`lock ttl must be a positive number of ms, got ${String(ttlMs)}`)
     }
+    const lease = Math.min(this.lockLease, cap)
     const lockKey = this.#lockKey(key)
-    const owner = randomBytes(16).toString('base64url')
-    const reply = await this.#redis.run(['SET', lockKey, owner, 'NX', 'PX', String(ms)])
-    if (asText(reply) !== 'OK') return undefined
+    const owner = `${randomBytes(16).toString('base64url')}.`
+    const seen = this.#sightings.get(lockKey)
+    const stale = seen !== undefined && Date.now() - seen.since >= this.lockLease ? seen.value : ''
+    const reply = await this.#redis.run(
+      ['EVAL', acquire, '1', lockKey, `${owner}0`, String(lease), stale],
+      lockKey,
+    )
+    if (!Array.isArray(reply)) throw new Error('Redis EVAL: unexpected reply')
+    if (Number(reply[0]) !== 1) {
+      const value = asText(reply[1]) ?? ''
+      if (seen?.value !== value) this.#sightings.set(lockKey, { value, since: Date.now() })
+      return undefined
+    }
+    this.#sightings.delete(lockKey)
+    const stop = this.#renew(lockKey, owner, lease, Date.now() + cap)
     let released = false
     return async () => {
       if (released) return
       released = true
-      await this.#redis.run(['EVAL', releaseIfOwner, '1', lockKey, owner])
+      stop()
+      await this.#redis.run(['EVAL', releaseIfOwner, '1', lockKey, owner], lockKey)
     }
   }
 
-  /** Deletes every token under this prefix (not the locks: they belong to fetches in flight). */
+  /**
+   * Renews the lock every third of its lease until `deadline` (the lock's cap) or the
+   * returned stop function. A renewal that fails (Redis unreachable, a failover) is tried
+   * again at the next beat while the lease may still hold; one that finds the lock taken
+   * over stops. One renewal at a time, so a slow Redis never gets a pile of them.
+   */
+  #renew(lockKey: string, owner: string, lease: number, deadline: number): () => void {
+    let beat = 0
+    let inFlight = false
+    const timer = setInterval(
+      () => {
+        const left = deadline - Date.now()
+        if (left <= 0) {
+          clearInterval(timer)
+          return
+        }
+        if (inFlight) return
+        inFlight = true
+        beat++
+        this.#redis
+          .run(
+            [
+              'EVAL',
+              renewIfOwner,
+              '1',
+              lockKey,
+              owner,
+              `${owner}${beat}`,
+              String(Math.min(lease, Math.ceil(left))),
+            ],
+            lockKey,
+          )
+          .then(
+            (renewed) => {
+              if (Number(renewed) !== 1) clearInterval(timer) // taken over, or lapsed
+            },
+            () => {}, // unreachable now: try again next beat
+          )
+          .finally(() => {
+            inFlight = false
+          })
+      },
+      Math.max(1, Math.floor(lease / renewalsPerLease)),
+    )
+    // A renewal never keeps the process alive on its own.
+    timer.unref()
+    return () => clearInterval(timer)
+  }
+
+  /**
+   * Deletes every token under this prefix (not the locks: they belong to fetches in
+   * flight). SCAN sees one node's keys, so a cluster is scanned on each primary
+   * (https://redis.io/docs/latest/commands/scan/); the keys found are deleted through
+   * the cluster client, one per command, each key being in a slot of its own.
+   */
   async clear(): Promise<void> {
-    const { keyPrefix } = this.#redis
+    const { keyPrefix, cluster } = this.#redis
     // SCAN's MATCH is a glob and, with ioredis keyPrefix, sees the prefixed names.
     const pattern = `${escapeGlob(keyPrefix + this.#prefix)}token:*`
-    let cursor = '0'
-    for (let round = 0; round < maxScanRounds; round++) {
-      const reply = await this.#redis.run(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500'])
-      if (!Array.isArray(reply) || reply.length !== 2)
-        throw new Error('Redis SCAN: unexpected reply')
-      const [next, found] = reply as [unknown, unknown]
-      const keys = Array.isArray(found)
-        ? found
-            .map(asText)
-            .filter((name): name is string => name?.startsWith(keyPrefix) === true)
-            .map((name) => name.slice(keyPrefix.length)) // ioredis adds keyPrefix again
-        : []
-      if (keys.length > 0) await this.#redis.run(['DEL', ...(keys as [string, ...string[]])])
-      cursor = asText(next) ?? '0'
-      if (cursor === '0') return
+    for (const node of await this.#redis.primaries()) {
+      let cursor = '0'
+      for (let round = 0; round < maxScanRounds; round++) {
+        const reply = await node.run(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500'])
+        if (!Array.isArray(reply) || reply.length !== 2)
+          throw new Error('Redis SCAN: unexpected reply')
+        const [next, found] = reply as [unknown, unknown]
+        const keys = Array.isArray(found)
+          ? found
+              .map(asText)
+              .filter((name): name is string => name?.startsWith(keyPrefix) === true)
+              .map((name) => name.slice(keyPrefix.length)) // ioredis adds keyPrefix again
+          : []
+        if (cluster) {
+          await Promise.all(keys.map((name) => this.#redis.run(['DEL', name], name)))
+        } else if (keys.length > 0) {
+          const [first, ...rest] = keys as [string, ...string[]]
+          await this.#redis.run(['DEL', first, ...rest], first)
+        }
+        cursor = asText(next) ?? '0'
+        if (cursor === '0') break
+      }
     }
   }
 
   /*
    * The caller's key may be anything (a scope list, a tenant name, a URL): hashed, it
-   * is a fixed-length name with no token, secret or odd character in it.
+   * is a fixed-length name with no token, secret or odd character in it. In braces, it
+   * is the key's hash tag: a token and its lock share a cluster slot
+   * (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags).
    */
   #tokenKey(key: string): string {
-    return `${this.#prefix}token:${hashKey(key)}`
+    return `${this.#prefix}token:{${hashKey(key)}}`
   }
 
   #lockKey(key: string): string {
-    return `${this.#prefix}lock:${hashKey(key)}`
+    return `${this.#prefix}lock:{${hashKey(key)}}`
   }
+}
+
+/**
+ * Redis Cluster hashes only the part between the first `{` and the first `}` after it,
+ * if that part is not empty. A prefix with a whole tag of its own puts every key in one
+ * slot, which is fine; a prefix with a lone or empty brace would make the tag differ
+ * between a token and its lock (`…token:{h` vs `…lock:{h`), so it is refused.
+ */
+function checkHashTag(prefix: string): void {
+  const open = prefix.indexOf('{')
+  if (open === -1) return
+  const close = prefix.indexOf('}', open + 1)
+  if (close > open + 1) return
+  throw new TypeError(
+    'prefix must not hold a lone or empty "{": a token and its lock must share a Redis Cluster hash slot',
+  )
 }
 
 function hashKey(key: string): string {
@@ -209,8 +381,10 @@ function escapeGlob(text: string): string {
 /**
  * A `TokenStore` in Redis, shared by every process and machine that uses the same
  * Redis and prefix: tokens with a TTL of their remaining lifetime, an atomic
- * delete-if-equal, a `SET NX PX` fetch lock, and optional AES-256-GCM at rest.
- * Works with node-redis and ioredis clients; neither is a dependency.
+ * delete-if-equal, a fetch lock its holder renews (a lease), and optional AES-256-GCM
+ * at rest.
+ * Works with node-redis and ioredis clients, Redis Cluster and Sentinel included;
+ * neither client is a dependency.
  */
 export function redisStore(options: RedisStoreOptions): RedisTokenStore {
   return new RedisStore(options)

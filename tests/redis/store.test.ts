@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
 import { type RedisClient, redisStore } from '../../lib/stores/redis.js'
 import type { Token } from '../../lib/types.js'
 import { type ConnectedClient, clientKinds, connectClient } from './fixtures/clients.js'
+import { redisKeyName } from './helpers/keys.js'
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
 
 let redis: RedisServer
@@ -116,7 +117,8 @@ describe.each(clientKinds)('redisStore with %s', (kind) => {
     const keys = await keysUnder(a, prefix)
     expect(keys).toHaveLength(2)
     for (const name of keys) {
-      expect(name).toMatch(new RegExp(`^${prefix}(token|lock):[0-9a-f]{64}$`))
+      // The hashed key in braces: its hash tag, so a token and its lock share a cluster slot.
+      expect(name).toMatch(new RegExp(`^${prefix}(token|lock):\\{[0-9a-f]{64}\\}$`))
       expect(name).not.toContain('s3cr3t')
       expect(name).not.toContain('tok-in-key-check')
     }
@@ -208,10 +210,61 @@ describe.each(clientKinds)('redisStore with %s', (kind) => {
     await lateRelease?.() // the slow holder finishes: must not free the other's lock
     await lateRelease?.()
     expect(await slow.lock('k', 5_000)).toBeUndefined()
+    // The other's lock is still there, a lease its holder renews (lockTtl: 1 s by default).
     const [lockKey] = await keysUnder(a, `${prefix}lock:`)
-    expect(Number(await a.command(['PTTL', lockKey as string]))).toBeGreaterThan(4_000)
+    expect(Number(await a.command(['PTTL', lockKey as string]))).toBeGreaterThan(0)
     await otherRelease?.()
     expect(await keysUnder(a, `${prefix}lock:`)).toEqual([])
+  })
+
+  test('lock: a lease of lockTtl, renewed while held — it outlives many leases, and lapses within one once its holder stops', async () => {
+    const prefix = uniquePrefix()
+    const holder = redisStore({ client: a.client, prefix, lockTtl: 300 })
+    const other = redisStore({ client: b.client, prefix, lockTtl: 300 })
+    const release = await holder.lock('k', 5_000)
+    expect(release).toBeTypeOf('function')
+    const [lockKey] = await keysUnder(a, `${prefix}lock:`)
+    const values = new Set<unknown>()
+    for (let i = 0; i < 8; i++) {
+      await sleep(100)
+      const pttl = Number(await a.command(['PTTL', lockKey as string]))
+      expect(pttl).toBeGreaterThan(0) // 800 ms: well past a 300 ms lease, still held
+      expect(pttl).toBeLessThanOrEqual(300)
+      values.add(await a.command(['GET', lockKey as string]))
+    }
+    expect(values.size).toBeGreaterThan(1) // every renewal writes a new value: waiters see it live
+    expect(await other.lock('k', 5_000)).toBeUndefined()
+    await release?.()
+    expect(await keysUnder(a, `${prefix}lock:`)).toEqual([])
+  })
+
+  test('lock: renewals stop at the ttl asked for — the lock never outlives it', async () => {
+    const prefix = uniquePrefix()
+    const holder = redisStore({ client: a.client, prefix, lockTtl: 300 })
+    expect(await holder.lock('k', 500)).toBeTypeOf('function') // never released
+    await sleep(300)
+    expect(await keysUnder(a, `${prefix}lock:`)).toHaveLength(1)
+    await sleep(350)
+    expect(await keysUnder(a, `${prefix}lock:`)).toEqual([])
+  })
+
+  test('lock: a lock nobody renews (a long TTL, a dead or old holder) is taken over by one waiter after a lease', async () => {
+    const prefix = uniquePrefix()
+    const waiters = [a, b].map((c) => redisStore({ client: c.client, prefix, lockTtl: 300 }))
+    // A lock written as an older version did, or by hand: 60 s, never renewed.
+    const name = redisKeyName(prefix, 'lock', 'k')
+    expect(await a.command(['SET', name, 'squatter', 'PX', '60000'])).toBe('OK')
+    const started = performance.now()
+    let winners = 0
+    while (winners === 0 && performance.now() - started < 3_000) {
+      const releases = await Promise.all(waiters.map((store) => store.lock('k', 5_000)))
+      winners = releases.filter((release) => release !== undefined).length
+      expect(winners).toBeLessThanOrEqual(1) // one takeover, never two holders
+      for (const release of releases) await release?.()
+      await sleep(25)
+    }
+    expect(winners).toBe(1)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250) // not before a lease without renewal
   })
 
   test('lockTtl overrides the ttl TokenCache asks for', async () => {
@@ -322,7 +375,7 @@ describe.each(clientKinds)('redisStore with %s', (kind) => {
       const store = redisStore({ client: a.client, prefix, encryptionKey: key })
       await store.set('one', secretToken(), 60_000)
       await store.set('two', secretToken(), 60_000)
-      const oneKey = `${prefix}token:${(await keysUnder(a, `${prefix}token:`)).map((k) => k.slice(-64)).find(Boolean)}`
+      const oneKey = `${prefix}token:${(await keysUnder(a, `${prefix}token:`)).map((k) => k.slice(`${prefix}token:`.length)).find(Boolean)}`
       const raw = (await a.command(['GET', oneKey])) as string
       const flipped = `${raw.slice(0, -2)}${raw.at(-2) === 'A' ? 'B' : 'A'}${raw.at(-1)}`
       await a.command(['SET', oneKey, flipped])
@@ -397,6 +450,16 @@ describe('option and client checks', () => {
     expect(() => redisStore({ client: undefined as unknown as RedisClient, prefix: 'x' })).toThrow(
       TypeError,
     )
+  })
+
+  test('a prefix with a lone or empty "{" is refused: a token and its lock would land in different cluster slots', () => {
+    const client = { isReady: true, sendCommand: async () => null }
+    for (const prefix of ['app{', 'app{}:', 'a}b{:']) {
+      expect(() => redisStore({ client, prefix }), prefix).toThrow(/hash slot/)
+    }
+    // A whole tag of its own is fine: every key in one slot.
+    expect(() => redisStore({ client, prefix: '{uat}:' })).not.toThrow()
+    expect(() => redisStore({ client, prefix: 'x}y:' })).not.toThrow()
   })
 
   test('lockTtl must be a positive number of ms', () => {

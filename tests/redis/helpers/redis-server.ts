@@ -22,7 +22,8 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (free when asked: bind it soon, and retry if taken). */
+export async function freePort(): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -32,11 +33,30 @@ async function freePort(): Promise<number> {
   return address.port
 }
 
-/** Spawns redis-server on `port`; resolves once it accepts connections (at most 10 s). */
-async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+/** How to run one redis-server beyond its port and directory. */
+export interface SpawnOptions {
+  /** A config file, first on the command line (a Sentinel needs one it can rewrite). */
+  config?: string
+  /** More arguments, e.g. `['--cluster-enabled', 'yes']` or `['--sentinel']`. */
+  args?: readonly string[]
+  /** The log line that says it is ready; default 'Ready to accept connections'. */
+  readyLine?: string
+}
+
+/**
+ * Spawns redis-server on `port`; resolves once it is ready (at most 10 s). Killed with
+ * this process if it is still running when the process exits.
+ */
+export async function spawnRedis(
+  port: number,
+  dir: string,
+  options: SpawnOptions = {},
+): Promise<ChildProcess> {
+  const readyLine = options.readyLine ?? 'Ready to accept connections'
   const child = spawn(
     'redis-server',
     [
+      ...(options.config === undefined ? [] : [options.config]),
       '--port',
       String(port),
       '--bind',
@@ -49,6 +69,7 @@ async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
       dir,
       '--logfile',
       '',
+      ...(options.args ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )
@@ -61,7 +82,7 @@ async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
     }, 10_000)
     const onData = (chunk: Buffer): void => {
       output += chunk.toString()
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(readyLine)) {
         clearTimeout(timer)
         child.stdout?.off('data', onData)
         resolve()
@@ -95,7 +116,8 @@ async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
   return child
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 3 s; resolves once it has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
   child.kill('SIGTERM')

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import type { ClientKind } from '../fixtures/clients.js'
+import type { ClientKind, RedisTarget } from '../fixtures/clients.js'
 
 const fixture = fileURLToPath(new URL('../fixtures/worker.js', import.meta.url))
 
@@ -9,7 +9,9 @@ const fixture = fileURLToPath(new URL('../fixtures/worker.js', import.meta.url))
 export interface WorkerConfig {
   /** 'memory': memoryStore(), no Redis — what replicas do without redisStore. */
   kind: ClientKind | 'memory'
-  redisPort: number
+  /** The one redis-server's port; `redis` instead for a cluster or Sentinel. */
+  redisPort?: number
+  redis?: RedisTarget
   /** The protected API's origin. */
   api: string
   tokenUrl: string
@@ -37,6 +39,8 @@ export interface StartBurstResult extends BurstResult {
 export interface BurstResult {
   statuses: number[]
   errors: string[]
+  /** Ms the slowest request of the burst took, from sending to its body's end. */
+  slowest: number
 }
 
 /** One replica: a child process with its own interceptor, TokenCache, Redis client and store. */
@@ -74,6 +78,7 @@ function startWorker(index: number, config: WorkerConfig): Worker {
     const failed = (error: string): StartBurstResult => ({
       readyAtStart: false,
       statuses: [],
+      slowest: 0,
       errors: [`worker ${index}: ${error}\n${stderr}`],
     })
     if (config.startBurst === undefined) {
