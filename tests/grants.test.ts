@@ -2,7 +2,7 @@
 // JWT bearer grant (RFC 7523 §2.1) beside clientCredentials, with the option handling
 // they share (GrantOptions). Real node:http servers on 127.0.0.1.
 import { Agent, request } from 'undici'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import {
   AccessTokenError,
   AccessTokenErrorCode,
@@ -18,12 +18,7 @@ import type { ClientAuth, ClientAuthRequest } from '../lib/oauth/client-auth.js'
 import { rejectionOf } from './support/async.js'
 import { registerSecret } from './support/secret-registry.js'
 import { expectNoSecrets } from './support/secrets.js'
-import {
-  type ApiServer,
-  startApi,
-  startTokenEndpoint,
-  type TokenEndpoint,
-} from './support/servers.js'
+import { startApi, startTokenEndpoint, type TokenEndpoint } from './support/servers.js'
 
 const tokenExchangeGrant = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const jwtBearerGrant = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
@@ -85,6 +80,22 @@ function echoRequests(): void {
   }
 }
 
+/** This file's confidential client, at the current test's token endpoint. */
+function client(): { tokenUrl: string; clientId: string; clientSecret: string } {
+  return { tokenUrl: endpoint.tokenUrl, clientId, clientSecret }
+}
+
+/** An API and an Agent to reach it with, both closed when the current test ends. */
+async function apiForThisTest(options?: Parameters<typeof startApi>[0]) {
+  const api = await startApi(options)
+  const agent = new Agent()
+  onTestFinished(async () => {
+    await agent.close()
+    await api.close()
+  })
+  return { api, agent }
+}
+
 function basicCredentials(): string {
   return `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`
 }
@@ -95,9 +106,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     const actor = secretValue('actor')
     const tokens = new TokenCache({
       fetchToken: tokenExchange({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         subjectToken: subject,
         subjectTokenType: jwtType,
         actorToken: actor,
@@ -131,9 +140,7 @@ describe('tokenExchange() (RFC 8693)', () => {
 
   it('leaves out actor_token_type and requested_token_type when not configured', async () => {
     const fetchToken = tokenExchange({
-      tokenUrl: endpoint.tokenUrl,
-      clientId,
-      clientSecret,
+      ...client(),
       subjectToken: 'plain-subject-token',
       subjectTokenType: accessTokenType,
     })
@@ -147,9 +154,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     const signals: unknown[] = []
     const tokens = new TokenCache({
       fetchToken: tokenExchange({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         subjectToken: async ({ signal }) => {
           signals.push(signal)
           subjects++
@@ -187,9 +192,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     })
     const tokens = new TokenCache({
       fetchToken: tokenExchange({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         subjectToken: 'subject-token-for-fields',
         subjectTokenType: jwtType,
       }),
@@ -204,10 +207,7 @@ describe('tokenExchange() (RFC 8693)', () => {
   })
 
   describe("token_type N_A (RFC 8693 §2.2.1: 'not an access token')", () => {
-    let api: ApiServer
-    let agent: Agent
-
-    beforeEach(async () => {
+    beforeEach(() => {
       endpoint.respond = (n) => ({
         body: {
           access_token: `id-token-${n}`,
@@ -216,22 +216,17 @@ describe('tokenExchange() (RFC 8693)', () => {
           expires_in: 300,
         },
       })
-      api = await startApi({
-        accept: (_authorization, hit) => hit.headers['x-id-token'] === 'id-token-1',
-      })
-      agent = new Agent()
     })
 
-    afterEach(async () => {
-      await agent.close()
-      await api.close()
-    })
+    /** An API that accepts the first ID token, in an x-id-token header. */
+    const idTokenApi = () =>
+      apiForThisTest({
+        accept: (_authorization, hit) => hit.headers['x-id-token'] === 'id-token-1',
+      })
 
     const exchange = (): FetchToken =>
       tokenExchange({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         subjectToken: 'subject-token-for-id-token',
         subjectTokenType: accessTokenType,
         requestedTokenType: idTokenType,
@@ -245,6 +240,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     })
 
     it("guards 'fail closed': with the default headers an N_A token is refused (UAT_BAD_HEADERS), the API gets nothing", async () => {
+      const { api, agent } = await idTokenApi()
       const dispatcher = agent.compose(accessToken({ origins: api.origin, fetchToken: exchange() }))
       const error = await rejectionOf(request(`${api.origin}/profile`, { dispatcher }))
       expect(error).toBeInstanceOf(AccessTokenError)
@@ -253,6 +249,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     })
 
     it('goes to an API in the header a custom headers() names', async () => {
+      const { api, agent } = await idTokenApi()
       const dispatcher = agent.compose(
         accessToken({
           origins: api.origin,
@@ -272,9 +269,7 @@ describe('tokenExchange() (RFC 8693)', () => {
     const subject = secretValue('echoed-subject')
     const actor = secretValue('echoed-actor')
     const fetchToken = tokenExchange({
-      tokenUrl: endpoint.tokenUrl,
-      clientId,
-      clientSecret,
+      ...client(),
       subjectToken: subject,
       subjectTokenType: jwtType,
       actorToken: async () => actor,
@@ -293,46 +288,36 @@ describe('tokenExchange() (RFC 8693)', () => {
 
   it('redacts a subject token that changes on every fetch, through accessToken()', async () => {
     echoRequests()
-    const api = await startApi()
-    const agent = new Agent()
-    try {
-      let n = 0
-      const subjects: string[] = []
-      const dispatcher = agent.compose(
-        accessToken({
-          origins: api.origin,
-          backoff: false,
-          fetchToken: tokenExchange({
-            tokenUrl: endpoint.tokenUrl,
-            clientId,
-            clientSecret,
-            subjectToken: () => {
-              const subject = secretValue('rotating-subject', ++n)
-              subjects.push(subject)
-              return subject
-            },
-            subjectTokenType: jwtType,
-          }),
+    const { api, agent } = await apiForThisTest()
+    let n = 0
+    const subjects: string[] = []
+    const dispatcher = agent.compose(
+      accessToken({
+        origins: api.origin,
+        backoff: false,
+        fetchToken: tokenExchange({
+          ...client(),
+          subjectToken: () => {
+            const subject = secretValue('rotating-subject', ++n)
+            subjects.push(subject)
+            return subject
+          },
+          subjectTokenType: jwtType,
         }),
-      )
-      for (let i = 0; i < 2; i++) {
-        const error = await rejectionOf(request(`${api.origin}/x`, { dispatcher }))
-        expect(error).toBeInstanceOf(TokenRequestError)
-        expectNoSecrets(error, subjects.flatMap(echoedForms))
-      }
-      expect(subjects).toHaveLength(2)
-      expect(api.hits).toHaveLength(0)
-    } finally {
-      await agent.close()
-      await api.close()
+      }),
+    )
+    for (let i = 0; i < 2; i++) {
+      const error = await rejectionOf(request(`${api.origin}/x`, { dispatcher }))
+      expect(error).toBeInstanceOf(TokenRequestError)
+      expectNoSecrets(error, subjects.flatMap(echoedForms))
     }
+    expect(subjects).toHaveLength(2)
+    expect(api.hits).toHaveLength(0)
   })
 
   it('a subject token function that fails or returns nothing is a TokenRequestError; nothing is sent', async () => {
     const base = {
-      tokenUrl: endpoint.tokenUrl,
-      clientId,
-      clientSecret,
+      ...client(),
       subjectTokenType: jwtType,
     }
     const cause = new Error('token file missing')
@@ -361,7 +346,8 @@ describe('tokenExchange() (RFC 8693)', () => {
       subjectToken: () => subjectToken,
       subjectTokenType: jwtType,
       requestedTokenType: accessTokenType,
-      audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s',
+      audience:
+        '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s',
     })
     await new TokenCache({ fetchToken }).get()
     expect(endpoint.requests[0]?.headers.authorization).toBeUndefined()
@@ -377,9 +363,7 @@ describe('tokenExchange() (RFC 8693)', () => {
 
   it('refuses incomplete options at construction', () => {
     const base = {
-      tokenUrl: endpoint.tokenUrl,
-      clientId,
-      clientSecret,
+      ...client(),
       subjectToken: 'subject-token',
       subjectTokenType: jwtType,
     }
@@ -397,9 +381,7 @@ describe('jwtBearer() (RFC 7523 §2.1)', () => {
     const assertion = secretValue('assertion')
     const tokens = new TokenCache({
       fetchToken: jwtBearer({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         assertion,
         scope: 'read',
       }),
@@ -424,9 +406,7 @@ describe('jwtBearer() (RFC 7523 §2.1)', () => {
     let n = 0
     const tokens = new TokenCache({
       fetchToken: jwtBearer({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         assertion: async () => `assertion-${++n}`,
       }),
     })
@@ -499,9 +479,7 @@ describe('GrantOptions (shared by every grant)', () => {
   it("clientSecret is client_secret_basic; clientCredentials' authMethod can make it _post", async () => {
     await new TokenCache({
       fetchToken: tokenExchange({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         subjectToken: 'subject-token',
         subjectTokenType: jwtType,
       }),
@@ -510,9 +488,7 @@ describe('GrantOptions (shared by every grant)', () => {
     expect(formOf(1).has('client_secret')).toBe(false)
     await new TokenCache({
       fetchToken: clientCredentials({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
+        ...client(),
         authMethod: 'client_secret_post',
       }),
     }).get()

@@ -5,10 +5,11 @@ import {
   interceptors,
   setGlobalDispatcher,
 } from 'undici'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import {
   type ClientCredentialsOptions,
   clientCredentials,
+  type FetchToken,
   memoryStore,
   TokenCache,
   TokenRequestError,
@@ -79,9 +80,31 @@ const echoedForms: Record<string, string> = {
 /** None of these may appear anywhere in an error. */
 const secretForms = Object.values(echoedForms)
 
-/** A server answering every request with a `status` redirect to `location`. */
+/** A token endpoint that lives until the current test ends. */
+async function endpointForThisTest(
+  options: Parameters<typeof startTokenEndpoint>[0],
+): Promise<TokenEndpoint> {
+  const endpoint = await startTokenEndpoint(options)
+  onTestFinished(() => endpoint.close())
+  return endpoint
+}
+
+/** A server answering every request with a `status` redirect to `location`, for this test. */
 function redirecting(status: number, location: string): Promise<TokenEndpoint> {
-  return startTokenEndpoint({ respond: () => ({ status, headers: { location } }) })
+  return endpointForThisTest({ respond: () => ({ status, headers: { location } }) })
+}
+
+/** clientCredentials() with this file's client, for the token endpoint of `endpoint`. */
+function grant(
+  endpoint: TokenEndpoint,
+  options: Partial<ClientCredentialsOptions> = {},
+): FetchToken {
+  return clientCredentials({
+    tokenUrl: `${endpoint.origin}/oauth2/token`,
+    clientId,
+    clientSecret,
+    ...options,
+  })
 }
 
 /** Resolves to the TokenRequestError `promise` rejects with; fails on anything else. */
@@ -89,6 +112,11 @@ async function rejection(promise: Promise<unknown>): Promise<TokenRequestError> 
   const outcome = await rejectionOf(promise)
   expect(outcome).toBeInstanceOf(TokenRequestError)
   return outcome as TokenRequestError
+}
+
+/** The TokenRequestError of one token request straight from `fetchToken` (no cache). */
+function requestError(fetchToken: FetchToken): Promise<TokenRequestError> {
+  return rejection(fetchToken({ key: 'default', signal: new AbortController().signal }))
 }
 
 const authMethods: NonNullable<ClientCredentialsOptions['authMethod']>[] = [
@@ -126,52 +154,29 @@ describe("guards 'redirects are never followed on the token request'", () => {
       'a %i to another origin through a dispatcher with redirect() → TokenRequestError naming it; the other origin receives nothing',
       async (status) => {
         const answers = await redirecting(status, `${other.origin}/steal?from=token-endpoint`)
-        try {
-          const fetchToken = clientCredentials({
-            tokenUrl: `${answers.origin}/oauth2/token`,
-            clientId,
-            clientSecret,
-            authMethod,
-            dispatcher: followingAgent,
-          })
-          const error = await rejection(
-            fetchToken({ key: 'default', signal: new AbortController().signal }),
-          )
-          expect(error.status).toBe(status)
-          expect(error.message).toContain(String(status))
-          expect(error.message).toMatch(/redirect/)
-          expect(answers.requests).toHaveLength(1)
-          expect(other.requests).toHaveLength(0)
-          expectNoSecrets(error, [...secretForms, otherToken])
-        } finally {
-          await answers.close()
-        }
+        const error = await requestError(grant(answers, { authMethod, dispatcher: followingAgent }))
+        expect(error.status).toBe(status)
+        expect(error.message).toContain(String(status))
+        expect(error.message).toMatch(/redirect/)
+        expect(answers.requests).toHaveLength(1)
+        expect(other.requests).toHaveLength(0)
+        expectNoSecrets(error, [...secretForms, otherToken])
       },
     )
   })
 
   it('through TokenCache: the redirect is an error and nothing is cached', async () => {
     const answers = await redirecting(307, `${other.origin}/oauth2/token`)
-    try {
-      const store = memoryStore()
-      const tokens = new TokenCache({
-        store,
-        fetchToken: clientCredentials({
-          tokenUrl: `${answers.origin}/oauth2/token`,
-          clientId,
-          clientSecret,
-          authMethod: 'client_secret_post',
-          dispatcher: followingAgent,
-        }),
-      })
-      const error = await rejection(tokens.get())
-      expect(error.status).toBe(307)
-      expect(other.requests).toHaveLength(0)
-      expect(await store.get('default')).toBeUndefined()
-      expectNoSecrets(error, [...secretForms, otherToken])
-    } finally {
-      await answers.close()
-    }
+    const store = memoryStore()
+    const tokens = new TokenCache({
+      store,
+      fetchToken: grant(answers, { authMethod: 'client_secret_post', dispatcher: followingAgent }),
+    })
+    const error = await rejection(tokens.get())
+    expect(error.status).toBe(307)
+    expect(other.requests).toHaveLength(0)
+    expect(await store.get('default')).toBeUndefined()
+    expectNoSecrets(error, [...secretForms, otherToken])
   })
 
   it('a dispatcher that follows redirects whatever it is told: its answer is refused, never used', async () => {
@@ -189,15 +194,7 @@ describe("guards 'redirects are never followed on the token request'", () => {
     })
     try {
       const store = memoryStore()
-      const tokens = new TokenCache({
-        store,
-        fetchToken: clientCredentials({
-          tokenUrl: `${answers.origin}/oauth2/token`,
-          clientId,
-          clientSecret,
-          dispatcher: stubborn,
-        }),
-      })
+      const tokens = new TokenCache({ store, fetchToken: grant(answers, { dispatcher: stubborn }) })
       const error = await rejection(tokens.get())
       expect(error.message).toMatch(/redirect/)
       // It did reach the other origin (nothing can stop such a dispatcher), but its token is not used.
@@ -206,32 +203,19 @@ describe("guards 'redirects are never followed on the token request'", () => {
       expectNoSecrets(error, [...secretForms, otherToken])
     } finally {
       await stubborn.close()
-      await answers.close()
     }
   })
 
   it('a same-origin redirect is not followed either', async () => {
-    const answers = await startTokenEndpoint({
+    const answers = await endpointForThisTest({
       respond: (n) =>
         n === 1
           ? { status: 308, headers: { location: '/oauth2/elsewhere' } }
           : { status: 200, body: { access_token: otherToken, expires_in: 3600 } },
     })
-    try {
-      const fetchToken = clientCredentials({
-        tokenUrl: `${answers.origin}/oauth2/token`,
-        clientId,
-        clientSecret,
-        dispatcher: followingAgent,
-      })
-      const error = await rejection(
-        fetchToken({ key: 'default', signal: new AbortController().signal }),
-      )
-      expect(error.status).toBe(308)
-      expect(answers.requests.map((hit) => hit.url)).toEqual(['/oauth2/token'])
-    } finally {
-      await answers.close()
-    }
+    const error = await requestError(grant(answers, { dispatcher: followingAgent }))
+    expect(error.status).toBe(308)
+    expect(answers.requests.map((hit) => hit.url)).toEqual(['/oauth2/token'])
   })
 
   // Already held before issue #10 (fetch() with redirect: 'manual' asks the dispatcher for no
@@ -241,20 +225,11 @@ describe("guards 'redirects are never followed on the token request'", () => {
     const answers = await redirecting(307, `${other.origin}/oauth2/token`)
     setGlobalDispatcher(followingAgent)
     try {
-      const fetchToken = clientCredentials({
-        tokenUrl: `${answers.origin}/oauth2/token`,
-        clientId,
-        clientSecret,
-        authMethod: 'client_secret_post',
-      })
-      const error = await rejection(
-        fetchToken({ key: 'default', signal: new AbortController().signal }),
-      )
+      const error = await requestError(grant(answers, { authMethod: 'client_secret_post' }))
       expect(error.status).toBe(307)
       expect(other.requests).toHaveLength(0)
     } finally {
       setGlobalDispatcher(previous)
-      await answers.close()
     }
   })
 })
@@ -285,16 +260,7 @@ describe("guards 'no client secret ever appears in an error message or an enumer
   describe.each(authMethods)('with %s', (authMethod) => {
     it.each(Object.entries(echoedForms))('redacts the secret echoed back %s', async (_, form) => {
       echo = form
-      const fetchToken = clientCredentials({
-        tokenUrl: `${endpoint.origin}/oauth2/token`,
-        clientId,
-        clientSecret,
-        authMethod,
-        dispatcher: agent,
-      })
-      const error = await rejection(
-        fetchToken({ key: 'default', signal: new AbortController().signal }),
-      )
+      const error = await requestError(grant(endpoint, { authMethod, dispatcher: agent }))
       expect(error.status).toBe(401)
       expect(error.error).toBe('invalid_client')
       // The whole echoed form is replaced, not just a part of it.
@@ -306,15 +272,7 @@ describe("guards 'no client secret ever appears in an error message or an enumer
 
   it('redacts every form at once, and leaves the rest of the text alone', async () => {
     echo = secretForms.join(' | ')
-    const fetchToken = clientCredentials({
-      tokenUrl: `${endpoint.origin}/oauth2/token`,
-      clientId,
-      clientSecret,
-      dispatcher: agent,
-    })
-    const error = await rejection(
-      fetchToken({ key: 'default', signal: new AbortController().signal }),
-    )
+    const error = await requestError(grant(endpoint, { dispatcher: agent }))
     expect(error.errorDescription).toBe(`echo <${secretForms.map(() => '[redacted]').join(' | ')}>`)
     expectNoSecrets(error, secretForms)
   })

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   accessToken,
   clientCredentials,
+  type FetchToken,
   memoryStore,
   type Token,
   TokenCache,
@@ -35,6 +36,16 @@ function tokenEndpoint(body: (n: number) => Record<string, unknown>): Promise<To
   return startTokenEndpoint({ respond: (n) => ({ body: body(n) }) })
 }
 
+/** clientCredentials() with this file's client against `endpoint`, its requests through `tokenAgent`. */
+function grant(endpoint: TokenEndpoint, tokenAgent: Agent): FetchToken {
+  return clientCredentials({
+    tokenUrl: endpoint.tokenUrl,
+    clientId,
+    clientSecret,
+    dispatcher: tokenAgent,
+  })
+}
+
 /** Sets what the token endpoint answers from now on (a 200 with this body). */
 function issue(endpoint: TokenEndpoint, body: (n: number) => Record<string, unknown>): void {
   endpoint.respond = (n) => ({ body: body(n) })
@@ -65,15 +76,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
     tokenAgent = new Agent()
     agent = new Agent()
     dispatcher = agent.compose(
-      accessToken({
-        origins: api.origin,
-        fetchToken: clientCredentials({
-          tokenUrl: endpoint.tokenUrl,
-          clientId,
-          clientSecret,
-          dispatcher: tokenAgent,
-        }),
-      }),
+      accessToken({ origins: api.origin, fetchToken: grant(endpoint, tokenAgent) }),
     )
   })
   afterEach(async () => {
@@ -138,14 +141,7 @@ describe("guards 'if no token can be had, the request is not sent': a token that
     const tokens = ['a+b/c==', 'opaque"quoted",with;odd=chars~!', jwt({ sub: 'svc', exp: 4e9 })]
     for (const token of tokens) {
       issue(endpoint, () => ({ access_token: token, token_type: 'X-Custom_1', expires_in: 3600 }))
-      const cache = new TokenCache({
-        fetchToken: clientCredentials({
-          tokenUrl: endpoint.tokenUrl,
-          clientId,
-          clientSecret,
-          dispatcher: tokenAgent,
-        }),
-      })
+      const cache = new TokenCache({ fetchToken: grant(endpoint, tokenAgent) })
       const single = agent.compose(accessToken({ origins: api.origin, tokens: cache }))
       const response = await request(`${api.origin}/readers`, { dispatcher: single })
       await response.body.dump()
@@ -175,12 +171,7 @@ describe("guards 'a token is usable until expiresAt − skew': a JWT exp earlier
     return new TokenCache({
       store,
       now: () => t0,
-      fetchToken: clientCredentials({
-        tokenUrl: endpoint.tokenUrl,
-        clientId,
-        clientSecret,
-        dispatcher: tokenAgent,
-      }),
+      fetchToken: grant(endpoint, tokenAgent),
     })
   }
 
@@ -260,15 +251,7 @@ describe("guards 'fail closed, never send an expired token': short JWT lifetimes
     const agent = new Agent()
     try {
       const dispatcher = agent.compose(
-        accessToken({
-          origins: api.origin,
-          fetchToken: clientCredentials({
-            tokenUrl: endpoint.tokenUrl,
-            clientId,
-            clientSecret,
-            dispatcher: tokenAgent,
-          }),
-        }),
+        accessToken({ origins: api.origin, fetchToken: grant(endpoint, tokenAgent) }),
       )
       const statuses: number[] = []
       // Bounded: until three tokens have been issued (two rollovers), or 15 s.
@@ -340,12 +323,7 @@ describe("guards 'a token that is already expired is an error, not an endless re
       const tokens = new TokenCache({
         store,
         now: () => now,
-        fetchToken: clientCredentials({
-          tokenUrl: endpoint.tokenUrl,
-          clientId,
-          clientSecret,
-          dispatcher: tokenAgent,
-        }),
+        fetchToken: grant(endpoint, tokenAgent),
       })
       const error = await rejection(tokens.get())
       expect(error).toBeInstanceOf(TokenRequestError)

@@ -35,36 +35,84 @@ describe('parseChallenges', () => {
     expect({ ...challenge?.params }).toEqual({})
   })
 
-  test('RFC 6750 §3 example', () => {
-    const header =
-      'Bearer realm="example", error="invalid_token", error_description="The access token expired"'
-    expect(plain(parseChallenges(header))).toEqual([
-      {
-        scheme: 'bearer',
-        params: {
-          realm: 'example',
-          error: 'invalid_token',
-          error_description: 'The access token expired',
+  // One header each, and every challenge it must yield.
+  test.each<[string, string, ReturnType<typeof plain>]>([
+    [
+      'RFC 6750 §3 example',
+      'Bearer realm="example", error="invalid_token", error_description="The access token expired"',
+      [
+        {
+          scheme: 'bearer',
+          params: {
+            realm: 'example',
+            error: 'invalid_token',
+            error_description: 'The access token expired',
+          },
         },
-      },
-    ])
-  })
-
-  test('several challenges in one value', () => {
-    const header = 'Bearer realm="a", error="invalid_token", DPoP algs="ES256", Basic realm="x"'
-    expect(plain(parseChallenges(header))).toEqual([
-      { scheme: 'bearer', params: { realm: 'a', error: 'invalid_token' } },
-      { scheme: 'dpop', params: { algs: 'ES256' } },
-      { scheme: 'basic', params: { realm: 'x' } },
-    ])
-  })
-
-  test('RFC 9110 §11.6.1 example: token values, escaped quotes', () => {
-    const header = 'Basic realm="simple", Newauth realm="apps", type=1, title="Login to \\"apps\\""'
-    expect(plain(parseChallenges(header))).toEqual([
-      { scheme: 'basic', params: { realm: 'simple' } },
-      { scheme: 'newauth', params: { realm: 'apps', type: '1', title: 'Login to "apps"' } },
-    ])
+      ],
+    ],
+    [
+      'several challenges in one value',
+      'Bearer realm="a", error="invalid_token", DPoP algs="ES256", Basic realm="x"',
+      [
+        { scheme: 'bearer', params: { realm: 'a', error: 'invalid_token' } },
+        { scheme: 'dpop', params: { algs: 'ES256' } },
+        { scheme: 'basic', params: { realm: 'x' } },
+      ],
+    ],
+    [
+      'RFC 9110 §11.6.1 example: token values, escaped quotes',
+      'Basic realm="simple", Newauth realm="apps", type=1, title="Login to \\"apps\\""',
+      [
+        { scheme: 'basic', params: { realm: 'simple' } },
+        { scheme: 'newauth', params: { realm: 'apps', type: '1', title: 'Login to "apps"' } },
+      ],
+    ],
+    [
+      'commas, equals signs and scheme names inside quoted strings are not structure',
+      'Bearer error_description="a, b=c, Basic realm=\\"x\\", error=invalid_request", error="invalid_token"',
+      [
+        {
+          scheme: 'bearer',
+          params: {
+            error_description: 'a, b=c, Basic realm="x", error=invalid_request',
+            error: 'invalid_token',
+          },
+        },
+      ],
+    ],
+    [
+      'a token68 keeps its case; an auth-param after it is malformed and skipped',
+      'Negotiate AbC=, realm="x", Basic',
+      [
+        { scheme: 'negotiate', params: {}, token68: 'AbC=' },
+        { scheme: 'basic', params: {} },
+      ],
+    ],
+    [
+      'bad whitespace around "=", tabs, and empty list elements',
+      ' ,\tBearer  realm = "a" ,, ,\terror\t=\tinvalid_token , ,Basic,',
+      [
+        { scheme: 'bearer', params: { realm: 'a', error: 'invalid_token' } },
+        { scheme: 'basic', params: {} },
+      ],
+    ],
+    [
+      'a value that is neither a token nor a quoted-string is dropped, not taken in part',
+      'Bearer realm="x", error=invalid_token/x, scope="a"b',
+      [{ scheme: 'bearer', params: { realm: 'x' } }],
+    ],
+    [
+      'a token followed by something other than space, "=", "," or the end starts no challenge',
+      'Bearer x/y=z, Basic, Newauth"realm", NTLM',
+      [
+        { scheme: 'bearer', params: {} },
+        { scheme: 'basic', params: {} },
+        { scheme: 'ntlm', params: {} },
+      ],
+    ],
+  ])('%s', (_, header, challenges) => {
+    expect(plain(parseChallenges(header))).toEqual(challenges)
   })
 
   test('quoted-pairs: \\" and \\\\ and any other escaped character', () => {
@@ -76,20 +124,6 @@ describe('parseChallenges', () => {
       d: '\\',
       e: '',
     })
-  })
-
-  test('commas, equals signs and scheme names inside quoted strings are not structure', () => {
-    const header =
-      'Bearer error_description="a, b=c, Basic realm=\\"x\\", error=invalid_request", error="invalid_token"'
-    expect(plain(parseChallenges(header))).toEqual([
-      {
-        scheme: 'bearer',
-        params: {
-          error_description: 'a, b=c, Basic realm="x", error=invalid_request',
-          error: 'invalid_token',
-        },
-      },
-    ])
   })
 
   test('token68', () => {
@@ -106,27 +140,12 @@ describe('parseChallenges', () => {
     ])
   })
 
-  test('a token68 keeps its case; an auth-param after it is malformed and skipped', () => {
-    expect(plain(parseChallenges('Negotiate AbC=, realm="x", Basic'))).toEqual([
-      { scheme: 'negotiate', params: {}, token68: 'AbC=' },
-      { scheme: 'basic', params: {} },
-    ])
-  })
-
   test('scheme and parameter names are case-insensitive (lower-cased); values keep their case', () => {
     expect(plain(parseChallenges('BEARER Realm="MixedCase", ERROR=Invalid_Token'))).toEqual([
       { scheme: 'bearer', params: { realm: 'MixedCase', error: 'Invalid_Token' } },
     ])
     expect(plain(parseChallenges('dpop ALGS="ES256"'))).toEqual([
       { scheme: 'dpop', params: { algs: 'ES256' } },
-    ])
-  })
-
-  test('bad whitespace around "=", tabs, and empty list elements', () => {
-    const header = ' ,\tBearer  realm = "a" ,, ,\terror\t=\tinvalid_token , ,Basic,'
-    expect(plain(parseChallenges(header))).toEqual([
-      { scheme: 'bearer', params: { realm: 'a', error: 'invalid_token' } },
-      { scheme: 'basic', params: {} },
     ])
   })
 
@@ -141,20 +160,6 @@ describe('parseChallenges', () => {
     // the second line starts with an auth-param: it has no scheme to belong to
     expect(plain(parseChallenges(['Bearer realm="x"', 'error="invalid_request"']))).toEqual([
       { scheme: 'bearer', params: { realm: 'x' } },
-    ])
-  })
-
-  test('a value that is neither a token nor a quoted-string is dropped, not taken in part', () => {
-    expect(plain(parseChallenges('Bearer realm="x", error=invalid_token/x, scope="a"b'))).toEqual([
-      { scheme: 'bearer', params: { realm: 'x' } },
-    ])
-  })
-
-  test('a token followed by something other than space, "=", "," or the end starts no challenge', () => {
-    expect(plain(parseChallenges('Bearer x/y=z, Basic, Newauth"realm", NTLM'))).toEqual([
-      { scheme: 'bearer', params: {} },
-      { scheme: 'basic', params: {} },
-      { scheme: 'ntlm', params: {} },
     ])
   })
 
