@@ -3,6 +3,9 @@
 //
 //   node compat/cell.js <undici7|undici8> <path>
 //
+// Every path also runs the DPoP check (compat/dpop.js): proofs and nonces at a token endpoint
+// and an API that verify them.
+//
 // paths: request, undici-fetch, fetch-dispatcher, fetch-wrapper, fetch-global,
 //        fetch-global-builtin, interceptors
 //
@@ -14,6 +17,7 @@ import { Readable } from 'node:stream'
 import { accessToken, clientCredentials } from 'undici-access-token'
 import { sleep, until, withTimeout } from '../tests/support/async.js'
 import { composition } from './compose.js'
+import { dpopCheck } from './dpop.js'
 import { startServers } from './servers.js'
 
 const [alias, pathName] = process.argv.slice(2)
@@ -232,6 +236,10 @@ function pathChecks(path) {
         expect(hit.authorizations.length === 0, `${hit.url} got authorization`)
       }
       expect(other.hits.length === 2, `${other.hits.length} hits at the other origin`)
+    },
+
+    async 'DPoP: proofs verified, one nonce round trip at the token endpoint and the API'() {
+      await dpopCheck({ dpop: servers.dpop, dispatcher: path.dispatcher, send })
     },
 
     async 'redirects: token on same-origin hops only'() {

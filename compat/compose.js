@@ -8,6 +8,7 @@
 // others their outcome is reported as a note (a documented limitation), not as a failure.
 import { accessToken } from 'undici-access-token'
 import { rawHeaderValues } from '../tests/support/servers.js'
+import { dpopCheck } from './dpop.js'
 
 /** Every `x-api-token` value a hit was sent. */
 const apiTokens = (hit) => rawHeaderValues(hit.rawHeaders, 'x-api-token')
@@ -242,6 +243,23 @@ export async function composition({ undici, undiciVersion, servers, fetchToken, 
         await renew(dispatcher, `${localApi}/flaky/stack-2`)
         safe()
       },
+    ),
+  )
+  checks.push(
+    await run('DPoP: accessToken({ dpop }) with dns() inside, retry() and redirect() outside', () =>
+      // By name, as in the recommended stack: the API checks htu against the Host it was sent.
+      dpopCheck({
+        dpop: servers.dpop,
+        origin: `http://localhost:${servers.dpop.api.port}`,
+        dispatcher: (token) =>
+          new undici.Agent().compose(
+            factories.dns(),
+            token,
+            factories.retry(),
+            factories.redirect(),
+          ),
+        send,
+      }),
     ),
   )
   return checks

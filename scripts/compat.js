@@ -284,14 +284,36 @@ const label = {
   'n/a': 'n/a (undici)',
   unavailable: 'unavailable',
 }
+/**
+ * The DPoP column: the DPoP check (compat/dpop.js) across the row's cells — pass when it
+ * passed in every cell that ran it, the paths where it failed otherwise; a row where no cell
+ * ran (undici does not load) takes the first cell's status and reason.
+ */
+function dpopColumn(row) {
+  const ran = []
+  const failed = []
+  for (const [path] of columns) {
+    for (const check of row.cells[path].result?.checks ?? []) {
+      if (!check.name.startsWith('DPoP')) continue
+      ran.push(path)
+      if (!check.ok) failed.push(path)
+    }
+  }
+  if (failed.length > 0) return `${label.fail} (${failed.join(', ')})`
+  if (ran.length > 0) return `pass (${ran.length} paths)`
+  const first = row.cells[columns[0][0]]
+  return `${label[first.status]}${mark(first)}`
+}
+
 const table = [
-  `| Node × undici | ${columns.map(([, title]) => title).join(' | ')} |`,
-  `| --- | ${columns.map(() => '---').join(' | ')} |`,
+  `| Node × undici | ${columns.map(([, title]) => title).join(' | ')} | DPoP |`,
+  `| --- | ${columns.map(() => '---').join(' | ')} | --- |`,
 ]
 const plain = []
 for (const row of rows) {
   const name = `Node ${row.node.replace(/^v/, '')} × undici ${row.undici}`
   const cells = columns.map(([path]) => `${label[row.cells[path].status]}${mark(row.cells[path])}`)
+  cells.push(dpopColumn(row))
   table.push(`| ${name} | ${cells.join(' | ')} |`)
   plain.push([name, ...cells])
 }
@@ -345,12 +367,22 @@ const markdown = [
   'Columns:',
   '',
   ...columns.map(([, title, description]) => `- **${title}**: ${description}`),
+  '- **DPoP**: the DPoP check (below) in every cell of the row that ran: pass, or the paths where it failed',
   '',
   'Every request-path cell checks: cold single flight (one token request for 10 concurrent',
   'requests), 401 renewal with a string POST body and with a streamed body, an abort during the',
   'token fetch, another origin getting no token, and redirects carrying the token on same-origin',
   'hops only. A failed cell is run again without `accessToken()` (the control): if that fails too,',
   'the cell is n/a (undici).',
+  '',
+  'Every cell also runs the DPoP check (RFC 9449, compat/dpop.js), for ES256 and for EdDSA with a',
+  'fresh key: `accessToken({ dpop: { key } })` through the cell’s path (the interceptors cell: inside',
+  '`retry()` and `redirect()`, `dns()` inside it) against a loopback token endpoint answering',
+  '`token_type: DPoP` and a loopback API. Both verify every proof with node:crypto (signature under',
+  'the embedded public JWK, typ, htm, htu without the query, iat, a jti never seen, `ath` at the API,',
+  'the token bound to the proof’s key) and want their own nonce: a GET must cost exactly one',
+  '`use_dpop_nonce` round trip at each (400, then 200; 401, then 200, the token kept), and a POST',
+  'after it none.',
   '',
   ...(notes.size
     ? [
@@ -365,7 +397,7 @@ const markdown = [
 writeFileSync(resultsFile, markdown)
 
 // The matrix on the terminal, columns by their short names.
-const header = ['Node × undici', ...columns.map(([path]) => path)]
+const header = ['Node × undici', ...columns.map(([path]) => path), 'dpop']
 const widths = header.map((title, i) =>
   Math.max(title.length, ...plain.map((line) => line[i].length)),
 )

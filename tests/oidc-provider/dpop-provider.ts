@@ -16,9 +16,15 @@
  *
  * Every secret, key and issued token is registered with the suite-wide secret scan.
  */
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto'
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { calculateJwkThumbprint, EmbeddedJWK, type JWK, type JWTPayload, jwtVerify } from 'jose'
+import {
+  ath,
+  ProofChecker,
+  type ProofExpectation,
+  type ProofOutcome,
+  htuOf as pathOf,
+} from '../support/dpop.js'
 import { registerSecret } from '../support/secret-registry.js'
 import { rawHeaderValues, startServer, type TestServer } from '../support/servers.js'
 import {
@@ -36,130 +42,17 @@ import {
   type TokenGrant,
 } from './provider.js'
 
-/** What a proof's claims hold (RFC 9449 §4.2). */
-export interface ProofClaims extends JWTPayload {
-  jti: string
-  htm: string
-  htu: string
-  iat: number
-  ath?: string
-  nonce?: string
-}
-
-export type ProofOutcome =
-  | { ok: true; thumbprint: string; claims: ProofClaims; jwk: JWK; alg: string }
-  | { ok: false; error: 'invalid_dpop_proof' | 'use_dpop_nonce'; reason: string }
-
-/** What a request's proof must say. */
-export interface ProofExpectation {
-  htm: string
-  htu: string
-  /** The token presented with it: `ath` must be its hash. Without one, no `ath` is allowed. */
-  accessToken?: string | undefined
-}
-
-/** Public JWK members RFC 7638 §3.2 lists; anything else in a proof's `jwk` is refused. */
-const publicMembers = new Set(['kty', 'crv', 'x', 'y'])
-/** Seconds a proof's `iat` may be away from this host's clock. */
-const iatWindow = 60
-
-export function ath(token: string): string {
-  return createHash('sha256').update(token).digest('base64url')
-}
+export type { ProofClaims, ProofExpectation, ProofOutcome } from '../support/dpop.js'
+// The proof checks are tests/support/dpop.js's (node:crypto, no jose), which the compat
+// cells share; ProofVerifier gives them the async face the servers here await.
+export { ath, pathOf }
 
 /** Checks DPoP proofs for one server: its jti memory and its own nonce. */
-export class ProofVerifier {
-  /** Every jti accepted so far (a second sight is a replay). */
-  readonly jtis = new Set<string>()
-  /** Why proofs were refused, in order. */
-  readonly refusals: string[] = []
-  /** Proofs that verified. */
-  verified = 0
-  /** The nonce a proof must carry, or undefined while none is required. */
-  #nonce: string | undefined
-  #rotations = 0
-  readonly #requireNonce: boolean
-  readonly #label: string
-
-  constructor(options: { requireNonce: boolean; label: string }) {
-    this.#requireNonce = options.requireNonce
-    this.#label = options.label
-    if (options.requireNonce) this.rotateNonce()
-  }
-
-  /** The nonce proofs must carry now. */
-  get nonce(): string | undefined {
-    return this.#nonce
-  }
-
-  /** A new nonce: proofs with the old one are answered `use_dpop_nonce` from now on. */
-  rotateNonce(): string {
-    this.#rotations++
-    this.#nonce = `${this.#label}-n${this.#rotations}.${randomBytes(9).toString('base64url')}`
-    return this.#nonce
-  }
-
+export class ProofVerifier extends ProofChecker {
   /** Checks the request's DPoP header(s) (raw, so that two show as two). */
   async verify(proofs: readonly string[], expected: ProofExpectation): Promise<ProofOutcome> {
-    const outcome = await this.#check(proofs, expected)
-    if (outcome.ok) this.verified++
-    else this.refusals.push(`${outcome.error}: ${outcome.reason}`)
-    return outcome
+    return this.check(proofs, expected)
   }
-
-  async #check(proofs: readonly string[], expected: ProofExpectation): Promise<ProofOutcome> {
-    const refuse = (reason: string): ProofOutcome => ({
-      ok: false,
-      error: 'invalid_dpop_proof',
-      reason,
-    })
-    if (proofs.length !== 1) return refuse(`${proofs.length} DPoP headers`)
-    const proof = proofs[0] as string
-    let claims: ProofClaims
-    let jwk: JWK
-    let alg: string
-    try {
-      const verified = await jwtVerify(proof, EmbeddedJWK, {
-        typ: 'dpop+jwt',
-        algorithms: ['ES256', 'EdDSA'],
-      })
-      claims = verified.payload as ProofClaims
-      jwk = verified.protectedHeader.jwk as JWK
-      alg = verified.protectedHeader.alg
-    } catch (error) {
-      return refuse(`signature or header: ${(error as Error).message}`)
-    }
-    for (const member of Object.keys(jwk)) {
-      if (!publicMembers.has(member)) return refuse(`jwk has the member "${member}"`)
-    }
-    if (typeof claims.jti !== 'string' || claims.jti.length < 16) return refuse('jti')
-    if (this.jtis.has(claims.jti)) return refuse('jti replayed')
-    this.jtis.add(claims.jti)
-    if (claims.htm !== expected.htm) return refuse(`htm ${claims.htm} ≠ ${expected.htm}`)
-    if (claims.htu !== expected.htu) return refuse(`htu ${claims.htu} ≠ ${expected.htu}`)
-    if (typeof claims.iat !== 'number' || !Number.isInteger(claims.iat)) return refuse('iat')
-    if (Math.abs(Date.now() / 1000 - claims.iat) > iatWindow) return refuse('iat out of window')
-    if (expected.accessToken === undefined) {
-      if (claims.ath !== undefined) return refuse('ath without a token')
-    } else if (claims.ath !== ath(expected.accessToken)) {
-      return refuse('ath mismatch')
-    }
-    if (this.#requireNonce && claims.nonce !== this.#nonce) {
-      return {
-        ok: false,
-        error: 'use_dpop_nonce',
-        reason: claims.nonce === undefined ? 'no nonce' : 'stale nonce',
-      }
-    }
-    const thumbprint = await calculateJwkThumbprint(jwk, 'sha256')
-    return { ok: true, thumbprint, claims, jwk, alg }
-  }
-}
-
-/** The path of a request target without its query (what `htu` covers). */
-export function pathOf(url: string): string {
-  const end = url.search(/[?#]/)
-  return end < 0 ? url : url.slice(0, end)
 }
 
 /** What a resource server knows of a token: whether it is good, and the key it is bound to. */
