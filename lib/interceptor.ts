@@ -3,7 +3,6 @@ import { internalsOf } from './cache/internal.js'
 import { TokenCache, type TokenCacheOptions } from './cache/token-cache.js'
 import { isInsideTokenFetch } from './cache/token-fetch-context.js'
 import { AccessTokenError, AccessTokenErrorCode } from './errors.js'
-import { type RequestPolicy, sendWithToken } from './handler/access-token-handler.js'
 import { refuse } from './handler/controllers.js'
 import {
   authorizationHeader,
@@ -12,6 +11,8 @@ import {
   tokenHeaders,
 } from './handler/headers.js'
 import { toNewApi } from './handler/legacy.js'
+import type { RequestPolicy } from './handler/request-policy.js'
+import { sendWithToken } from './handler/send-with-token.js'
 import type { AnyHandler, Dispatch, DispatchOptions } from './handler/types.js'
 import { OriginMatcher, type Origins } from './origins.js'
 import type { Token } from './types.js'

@@ -29,7 +29,8 @@ import {
   clientSecretPost,
   tlsClientAuth,
 } from '../lib/oauth/client-auth.js'
-import { jwkThumbprint, publicJwk, randomId } from '../lib/oauth/jws.js'
+import { jwkThumbprint, publicJwk } from '../lib/oauth/jwk.js'
+import { randomId } from '../lib/oauth/jws.js'
 import {
   clientAssertion,
   clientSecretJwt,

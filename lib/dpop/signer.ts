@@ -7,17 +7,9 @@ import {
   verify,
 } from 'node:crypto'
 import { BoundedMap } from '../cache/bounded-map.js'
-import {
-  checkAlgorithm,
-  encodeAsciiSegment,
-  importPrivateKey,
-  inferAlgorithm,
-  type JwsSigner,
-  jwkThumbprint,
-  jwsSigner,
-  publicJwk,
-  randomId,
-} from '../oauth/jws.js'
+import { jwkThumbprint, publicJwk } from '../oauth/jwk.js'
+import { encodeAsciiSegment, type JwsSigner, jwsSigner, randomId } from '../oauth/jws.js'
+import { checkAlgorithm, importPrivateKey, inferAlgorithm } from '../oauth/jws-key.js'
 
 /** Options of DPoP (RFC 9449): on `TokenCache`, or on `accessToken()` for the cache it builds. */
 export interface DPoPOptions {

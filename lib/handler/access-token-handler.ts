@@ -1,119 +1,19 @@
 import { AsyncResource } from 'node:async_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { CacheInternals } from '../cache/internal.js'
-import type { TokenCache } from '../cache/token-cache.js'
 import { channels } from '../diagnostics.js'
-import { AccessTokenError, AccessTokenErrorCode } from '../errors.js'
 import { fingerprint } from '../fingerprint.js'
 import { challengeAllowsRetry, challengeError } from '../oauth/www-authenticate.js'
 import type { Token } from '../types.js'
-import { CallerController, refuse } from './controllers.js'
-import { type AnyHeaders, type TokenHeaders, withHeaders, withTokenHeaders } from './headers.js'
+import { CallerController } from './controllers.js'
 import { HeldResponse } from './held-response.js'
 import { BothApis } from './legacy.js'
-import { canReplay, firstBody, planReplay, type ReplayPlan, replayBody } from './replay.js'
+import { canReplay, firstBody, type ReplayPlan, replayBody } from './replay.js'
+import { decorated, type RequestPolicy } from './request-policy.js'
 import type { Controller, Dispatch, DispatchOptions, Handler } from './types.js'
 
-/** What an `accessToken()` interceptor decided once, for every request it decorates. */
-export interface RequestPolicy {
-  readonly cache: TokenCache
-  /** The cache's internals (cache/internal.ts). */
-  readonly internals: CacheInternals
-  /** Which token a request gets; undefined: `'default'`. */
-  readonly keyOf:
-    | ((request: { origin: string; path: string; method: string }) => string)
-    | undefined
-  /** The headers a token is sent in (memoised per token). */
-  readonly headersFor: (token: Token) => TokenHeaders
-  /** Bytes of a one-shot body recorded for the retry; undefined: no retry after a 401. */
-  readonly maxReplayBytes: number | undefined
-}
-
-const defaultKey = 'default'
 /** Bytes of a swallowed 401 body drained (keeping the connection) before it is aborted instead. */
 const maxSwallowBytes = 64 * 1024
-
-/**
- * Sends a request to a matched `origin` with a token: the cached one at once, or
- * the one being fetched once it arrives; and once more after a 401 that a new
- * token may cure. A request that cannot be sent safely is refused through its
- * handler, never thrown out of dispatch.
- */
-export function sendWithToken(
-  policy: RequestPolicy,
-  dispatch: Dispatch,
-  options: DispatchOptions,
-  caller: Handler,
-  origin: string,
-): boolean {
-  let key: string
-  let plan: ReplayPlan
-  try {
-    key = keyOf(policy, options, origin)
-    const retries =
-      options.upgrade || options.method === 'CONNECT' ? undefined : policy.maxReplayBytes
-    plan = planReplay(options.body, retries)
-  } catch (error) {
-    return refuse(caller, error)
-  }
-  const token = policy.internals.peek(key)
-  // A DPoP-bound token goes through the handler even then: it learns each response's nonce.
-  if (token !== undefined && plan.kind === 'none' && token.dpopThumbprint === undefined) {
-    // Nothing to retry: no handler of ours in between.
-    try {
-      return dispatch(decorated(policy, options, token, origin), caller)
-    } catch (error) {
-      return refuse(caller, error)
-    }
-  }
-  return new AccessTokenHandler(policy, dispatch, options, caller, origin, key, plan).start(token)
-}
-
-/**
- * `options` with the token's headers (and `body` for a retry) — and, for a DPoP-bound
- * token, a fresh proof for this request with the origin's last nonce (RFC 9449 §7.1).
- */
-function decorated(
-  policy: RequestPolicy,
-  options: DispatchOptions,
-  token: Token,
-  origin: string,
-  body?: unknown,
-): DispatchOptions {
-  let set = policy.headersFor(token)
-  const { dpop } = policy.internals
-  if (token.dpopThumbprint !== undefined && dpop !== undefined) {
-    const proof = dpop.proof(options.method, origin + options.path, {
-      nonce: dpop.nonce(origin),
-      accessToken: token.accessToken,
-    })
-    set = { names: [...set.names, 'dpop'], values: [...set.values, proof] }
-  }
-  const headers = withTokenHeaders(options.headers as AnyHeaders, set, origin)
-  return withHeaders(options, headers, body)
-}
-
-function keyOf(policy: RequestPolicy, options: DispatchOptions, origin: string): string {
-  const { path, method } = options
-  // RFC 9112 §3.2.2: an absolute-form target names its own authority, which the server
-  // uses instead of the connection's; only origin-form (and `*`) keeps the one matched.
-  if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
-    throw new AccessTokenError(
-      `A request to ${origin} whose path is not origin-form (it names another authority) is refused`,
-      AccessTokenErrorCode.foreignAuthority,
-    )
-  }
-  if (policy.keyOf === undefined) return defaultKey
-  const key = policy.keyOf({ origin, path, method })
-  if (typeof key !== 'string') {
-    throw new AccessTokenError(
-      `accessToken's key(request) must return a string, got ${typeof key}`,
-      AccessTokenErrorCode.badKey,
-    )
-  }
-  return key
-}
 
 /**
  * One logical request over one or two attempts. The caller sees one request: one
@@ -123,7 +23,7 @@ function keyOf(policy: RequestPolicy, options: DispatchOptions, origin: string):
  * the request through #fail. On a 401 that a new token may cure, the response is
  * swallowed, the token renewed (the cache's 401 policy) and the request sent again.
  */
-class AccessTokenHandler implements Required<Handler> {
+export class AccessTokenHandler implements Required<Handler> {
   readonly #policy: RequestPolicy
   readonly #dispatch: Dispatch
   /** The caller's options, with the body to send on the first attempt. */

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { BoundedMap } from '../cache/bounded-map.js'
+import { createHash } from 'node:crypto'
 import type { Token, TokenStore } from '../types.js'
-import { commanderFor, type RedisClient, type RedisCommander } from './redis-client.js'
+import type { RedisClient } from './redis-client.js'
 import { encryptedCodec, plainCodec, type TokenCodec } from './redis-codec.js'
+import { asText, commanderFor, type RedisCommander } from './redis-commander.js'
+import { LeaseLocks } from './redis-lock.js'
 
 export type {
   IoRedisClient,
@@ -65,56 +66,13 @@ export interface RedisTokenStore extends TokenStore {
 const defaultPrefix = 'undici-access-token:'
 /** A lock outlives its holder's last renewal by this much unless `lockTtl` says otherwise. */
 const defaultLockLease = 1_000
-/** Renewals per lease: a holder whose event loop stalls for two of them still keeps its lock. */
-const renewalsPerLease = 3
 
-/*
- * Every script runs atomically in Redis (no other command runs between its GET and
- * its write; https://redis.io/docs/latest/develop/interact/programmability/eval-intro/),
- * which is what a GET then a write from the client cannot promise. Each touches one
- * key, so each stays in one cluster slot.
+/**
+ * Delete-if-equal: DEL the token key only if its value starts with ARGV[1] (`<fingerprint>.`).
+ * A script runs atomically in Redis, as the lock's do (redis-lock.ts): no other command
+ * runs between its GET and its DEL, which a GET then a DEL from the client cannot promise.
  */
-
-/** Delete-if-equal: DEL the token key only if its value starts with ARGV[1] (`<fingerprint>.`). */
 const deleteIfFingerprint = `local value = redis.call('GET', KEYS[1])
-if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`
-
-/**
- * Take the lock: SET it (value ARGV[1], PX ARGV[2]) if nobody holds it — or if it still
- * holds ARGV[3], a value this process saw unchanged (unrenewed) for a whole lease: a
- * holder that died, a lock a failover left behind, a squatter. Otherwise answer the
- * holder's value, so that the waiter can tell a live (renewing) holder from a dead one.
- * (SET NX GET would need Redis 7; this works from 2.6.)
- */
-const acquire = `local current = redis.call('GET', KEYS[1])
-if not current or current == ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1}
-end
-return {0, current}`
-
-/**
- * Renew: only the holder (whose random owner id starts the value, ARGV[1]) sets the next
- * value (ARGV[2]) with a fresh lease (PX ARGV[3]); 0 when the lock is no longer its own.
- * The value changes on every renewal, so waiters see a live holder.
- */
-const renewIfOwner = `local value = redis.call('GET', KEYS[1])
-if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0`
-
-/**
- * Compare-and-delete release, the single-instance pattern of
- * https://redis.io/docs/latest/develop/use/patterns/distributed-locks/: only the
- * holder (who knows the random owner id) deletes the lock, so a holder whose lock
- * expired and was taken over cannot release the new holder's.
- */
-const releaseIfOwner = `local value = redis.call('GET', KEYS[1])
 if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -123,20 +81,13 @@ return 0`
 /** Most SCAN rounds one `clear()` makes per node: a bound, far above what a token keyspace needs. */
 const maxScanRounds = 100_000
 
-/** A lock value another process holds, and when (Date.now) this process first saw it. */
-interface Sighting {
-  readonly value: string
-  readonly since: number
-}
-
 class RedisStore implements RedisTokenStore {
   readonly #redis: RedisCommander
   readonly #prefix: string
   readonly lockTtl: number | undefined
   readonly lockLease: number
   readonly #codec: TokenCodec
-  /** Per lock key, the holder's value as last seen: unchanged for a lease means nobody renews it. */
-  readonly #sightings = new BoundedMap<Sighting>()
+  readonly #locks: LeaseLocks
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -156,6 +107,7 @@ class RedisStore implements RedisTokenStore {
     }
     this.lockTtl = lockTtl
     this.lockLease = Math.ceil(lockTtl ?? defaultLockLease)
+    this.#locks = new LeaseLocks(this.#redis, this.lockLease)
     this.#codec =
       options.encryptionKey === undefined ? plainCodec() : encryptedCodec(options.encryptionKey)
   }
@@ -204,96 +156,9 @@ class RedisStore implements RedisTokenStore {
     return Number(reply) === 1
   }
 
-  /**
-   * A lease (https://redis.io/docs/latest/develop/use/patterns/distributed-locks/, one
-   * instance): the lock is SET with a TTL of `lockLease`, and its holder renews it every
-   * third of that until it releases it or `ttlMs` has passed. So a lock never outlives a
-   * dead holder by more than a lease, whatever `ttlMs` — and a lock that is still held
-   * after a lease without a renewal (its holder gone but its TTL long: a squatter, an old
-   * version's lock) is taken over by one waiter, atomically. A failover may lose the
-   * lock or carry it to the promoted replica (replication is asynchronous): lost, two
-   * processes fetch; carried, its live holder goes on renewing it and a dead one's lapses
-   * within a lease. An efficiency lock: it saves token requests, and nothing depends on
-   * it for correctness, so one node is enough — no Redlock.
-   */
+  /** The key's fetch lock: a lease its holder renews (LeaseLocks, redis-lock.ts). */
   async lock(key: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
-    const cap = Math.ceil(ttlMs)
-    if (!(cap >= 1 && cap < 2 ** 53)) {
-      throw new RangeError(`lock ttl must be a positive number of ms, got ${String(ttlMs)}`)
-    }
-    const lease = Math.min(this.lockLease, cap)
-    const lockKey = this.#lockKey(key)
-    const owner = `${randomBytes(16).toString('base64url')}.`
-    const seen = this.#sightings.get(lockKey)
-    const stale = seen !== undefined && Date.now() - seen.since >= this.lockLease ? seen.value : ''
-    const reply = await this.#redis.run(
-      ['EVAL', acquire, '1', lockKey, `${owner}0`, String(lease), stale],
-      lockKey,
-    )
-    if (!Array.isArray(reply)) throw new Error('Redis EVAL: unexpected reply')
-    if (Number(reply[0]) !== 1) {
-      const value = asText(reply[1]) ?? ''
-      if (seen?.value !== value) this.#sightings.set(lockKey, { value, since: Date.now() })
-      return undefined
-    }
-    this.#sightings.delete(lockKey)
-    const stop = this.#renew(lockKey, owner, lease, Date.now() + cap)
-    let released = false
-    return async () => {
-      if (released) return
-      released = true
-      stop()
-      await this.#redis.run(['EVAL', releaseIfOwner, '1', lockKey, owner], lockKey)
-    }
-  }
-
-  /**
-   * Renews the lock every third of its lease until `deadline` (the lock's cap) or the
-   * returned stop function. A renewal that fails (Redis unreachable, a failover) is tried
-   * again at the next beat while the lease may still hold; one that finds the lock taken
-   * over stops. One renewal at a time, so a slow Redis never gets a pile of them.
-   */
-  #renew(lockKey: string, owner: string, lease: number, deadline: number): () => void {
-    let beat = 0
-    let inFlight = false
-    const timer = setInterval(
-      () => {
-        const left = deadline - Date.now()
-        if (left <= 0) {
-          clearInterval(timer)
-          return
-        }
-        if (inFlight) return
-        inFlight = true
-        beat++
-        this.#redis
-          .run(
-            [
-              'EVAL',
-              renewIfOwner,
-              '1',
-              lockKey,
-              owner,
-              `${owner}${beat}`,
-              String(Math.min(lease, Math.ceil(left))),
-            ],
-            lockKey,
-          )
-          .then(
-            (renewed) => {
-              if (Number(renewed) !== 1) clearInterval(timer) // taken over, or lapsed
-            },
-            () => {}, // unreachable now: try again next beat
-          )
-          .finally(() => {
-            inFlight = false
-          })
-      },
-      Math.max(1, Math.floor(lease / renewalsPerLease)),
-    )
-    // A renewal never keeps the process alive on its own.
-    timer.unref()
-    return () => clearInterval(timer)
+    return this.#locks.acquire(this.#lockKey(key), ttlMs)
   }
 
   /**
@@ -364,13 +229,6 @@ function checkHashTag(prefix: string): void {
 
 function hashKey(key: string): string {
   return createHash('sha256').update(String(key)).digest('hex')
-}
-
-/** A string reply as a string (a Buffer when the client is set to return buffers). */
-function asText(reply: unknown): string | undefined {
-  if (typeof reply === 'string') return reply
-  if (reply instanceof Uint8Array) return Buffer.from(reply).toString('utf8')
-  return undefined
 }
 
 /** Escapes Redis glob characters (`* ? [ ] \`) so a prefix matches only itself. */
