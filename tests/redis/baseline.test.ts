@@ -1,39 +1,25 @@
 // The baseline for multi-process.test.ts: eight replicas without redisStore (each
 // with the default memoryStore) make one token request each on a cold cache.
-import { afterAll, beforeAll, expect, test } from 'vitest'
-import {
-  type ApiServer,
-  startApi,
-  startTokenEndpoint,
-  type TokenEndpoint,
-} from '../support/servers.js'
+import { expect, test } from 'vitest'
+import { useRedisFleet } from './helpers/setup.js'
 import { startLimit, startWorkers, stopWorkers } from './helpers/workers.js'
 
 const replicas = 8
 const concurrent = 100
 
-let api: ApiServer
-let endpoint: TokenEndpoint
-
-beforeAll(async () => {
-  ;[api, endpoint] = await Promise.all([startApi(), startTokenEndpoint()])
-  const issue = endpoint.respond
-  endpoint.respond = (n) => ({ ...issue(n), delay: 200 })
-})
-
-afterAll(async () => {
-  await Promise.all([api?.close(), endpoint?.close()])
-})
+// The same API and token endpoint as multi-process.test.ts, and no redis-server.
+const fleet = useRedisFleet({ tokenDelay: 200, redis: false })
 
 test(
   `baseline without redisStore: ${replicas} replicas × ${concurrent} requests → one token request per replica`,
   async () => {
+    const { api, endpoint } = fleet
     const before = endpoint.requests.length
     const workers = await startWorkers(replicas, {
       kind: 'memory',
       redisPort: 0,
       api: api.origin,
-      tokenUrl: `${endpoint.origin}/token`,
+      tokenUrl: endpoint.tokenUrl,
       prefix: '',
     })
     try {

@@ -2,29 +2,16 @@
 // replica starts: the README's ioredis example connects in the background); a client
 // reconnecting after an outage, or whose first attempt failed, is not.
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { TokenCache } from '../../lib/index.js'
-import { redisStore } from '../../lib/stores/redis.js'
-import {
-  type ConnectedClient,
-  clientKinds,
-  connectClient,
-  startClient,
-} from './fixtures/clients.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
+import { type RedisTokenStore, redisStore } from '../../lib/stores/redis.js'
+import { clientKinds, connectClient, startClient } from './fixtures/clients.js'
+import { freePort } from './helpers/redis-server.js'
+import { useClient, useRedisServer } from './helpers/setup.js'
+import { waitUntil, within } from './helpers/wait.js'
 
-let redis: RedisServer
-
-beforeAll(async () => {
-  redis = await startRedisServer()
-})
-
-afterAll(async () => {
-  await redis?.dispose()
-})
+const redis = useRedisServer()
 
 function uniquePrefix(): string {
   return `first-${randomBytes(6).toString('hex')}:`
@@ -35,50 +22,22 @@ function counter() {
   return vi.fn(async () => ({ accessToken: `tok-${++n}`, expiresIn: 3600 }))
 }
 
-/** `promise`, or a failure naming `what` if it has not settled within `ms` (a guard, not a measurement). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} (not settled within ${ms} ms)`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** A loopback port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
+/**
+ * `store`'s client is down and not waited for: commands are refused at once and a cold
+ * TokenCache fetches the token locally. Waiting for a client that keeps failing would
+ * last the whole timeout (10 s), well past the 3 s guard.
+ */
+async function expectRefusedAndFetchedLocally(store: RedisTokenStore): Promise<void> {
+  await expect(store.get('k')).rejects.toThrow(/not connected/)
+  const fetchToken = counter()
+  const cache = new TokenCache({ fetchToken, store, timeout: 10_000 })
+  const token = await within(cache.get(), 3_000, 'get() waited for a reconnect')
+  expect(token.accessToken).toBe('tok-1')
+  expect(fetchToken).toHaveBeenCalledTimes(1)
 }
 
 describe.each(clientKinds)('with %s', (kind) => {
-  let writer: ConnectedClient
-
-  beforeAll(async () => {
-    writer = await connectClient(kind, redis.port)
-  })
-
-  afterAll(async () => {
-    await writer?.close()
-  })
+  const writer = useClient(kind, redis)
 
   test('ready() waits for a client still making its first connection; then commands are sent', async () => {
     const connected = startClient(kind, redis.port)
@@ -118,18 +77,12 @@ describe.each(clientKinds)('with %s', (kind) => {
   })
 
   test('a first connection that fails (nothing listening) is not waited for beyond that attempt: commands refused at once, the token fetched locally', async () => {
-    const connected = startClient(kind, await deadPort())
+    const connected = startClient(kind, await freePort()) // nothing listens on it
     try {
       const store = redisStore({ client: connected.client, prefix: uniquePrefix() })
       await within(store.ready(), 5_000, 'ready() waited for a reconnect')
       expect(connected.isReady()).toBe(false)
-      await expect(store.get('k')).rejects.toThrow(/not connected/)
-      const fetchToken = counter()
-      const cache = new TokenCache({ fetchToken, store, timeout: 10_000 })
-      // Waiting for a client that keeps failing would last the whole timeout (10 s).
-      const token = await within(cache.get(), 3_000, 'get() waited for a reconnect')
-      expect(token.accessToken).toBe('tok-1')
-      expect(fetchToken).toHaveBeenCalledTimes(1)
+      await expectRefusedAndFetchedLocally(store)
     } finally {
       await connected.close()
     }
@@ -172,12 +125,7 @@ describe.each(clientKinds)('Redis stopped after the first connection, with %s', 
       await waitUntil(() => !connected.isReady(), 2_000)
       await within(store.ready(), 1_000, 'ready() waited for a reconnect')
       expect(connected.isReady()).toBe(false) // Redis is still down
-      await expect(store.get('k')).rejects.toThrow(/not connected/)
-      const fetchToken = counter()
-      const cache = new TokenCache({ fetchToken, store, timeout: 10_000 })
-      const token = await within(cache.get(), 3_000, 'get() waited for a reconnect')
-      expect(token.accessToken).toBe('tok-1')
-      expect(fetchToken).toHaveBeenCalledTimes(1)
+      await expectRefusedAndFetchedLocally(store)
     } finally {
       await connected.close()
       await redis.start()

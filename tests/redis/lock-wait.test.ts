@@ -3,48 +3,18 @@
 // a cold get() waits about the store's lockTtl (a lease), not TokenCache's timeout,
 // then takes the lock over and fetches.
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { TokenCache } from '../../lib/index.js'
 import { redisStore } from '../../lib/stores/redis.js'
-import { type ConnectedClient, clientKinds, connectClient } from './fixtures/clients.js'
+import { clientKinds } from './fixtures/clients.js'
 import { redisKeyName } from './helpers/keys.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
+import { useClient, useRedisServer } from './helpers/setup.js'
+import { within } from './helpers/wait.js'
 
-let redis: RedisServer
-
-beforeAll(async () => {
-  redis = await startRedisServer()
-})
-
-afterAll(async () => {
-  await redis?.dispose()
-})
-
-/** `promise`, or a failure naming `what` if it has not settled within `ms` (a guard, not a measurement). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} (not settled within ${ms} ms)`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const redis = useRedisServer()
 
 describe.each(clientKinds)('with %s', (kind) => {
-  let connected: ConnectedClient
-
-  beforeAll(async () => {
-    connected = await connectClient(kind, redis.port)
-  })
-
-  afterAll(async () => {
-    await connected?.close()
-  })
+  const connected = useClient(kind, redis)
 
   test('the store exposes its lockTtl option (undefined when not set)', () => {
     expect(redisStore({ client: connected.client, lockTtl: 500 }).lockTtl).toBe(500)

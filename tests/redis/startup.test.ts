@@ -2,37 +2,15 @@
 // README's ioredis example never waits for 'ready'; node-redis with connect() not
 // awaited): they wait for that first connection and still share one token.
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import {
-  type ApiServer,
-  startApi,
-  startTokenEndpoint,
-  type TokenEndpoint,
-} from '../support/servers.js'
+import { afterAll, describe, expect, test } from 'vitest'
 import { clientKinds } from './fixtures/clients.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
+import { useRedisFleet } from './helpers/setup.js'
 import { startLimit, startWorkers, stopWorkers, type Worker } from './helpers/workers.js'
 
 const replicas = 8
 const concurrent = 100
 
-let redis: RedisServer
-let api: ApiServer
-let endpoint: TokenEndpoint
-
-beforeAll(async () => {
-  ;[redis, api, endpoint] = await Promise.all([
-    startRedisServer(),
-    startApi(),
-    startTokenEndpoint(),
-  ])
-  const issue = endpoint.respond
-  endpoint.respond = (n) => ({ ...issue(n), delay: 200 })
-})
-
-afterAll(async () => {
-  await Promise.all([redis?.dispose(), api?.close(), endpoint?.close()])
-})
+const fleet = useRedisFleet({ tokenDelay: 200 })
 
 describe.each(clientKinds)('%s', (kind) => {
   let workers: Worker[] | undefined
@@ -44,17 +22,15 @@ describe.each(clientKinds)('%s', (kind) => {
   test(
     `${replicas} fresh replicas × ${concurrent} requests sent before their client is ready → exactly 1 token request, all 200 (the first connection is waited for)`,
     async () => {
-      const before = endpoint.requests.length
-      workers = await startWorkers(replicas, {
-        kind,
-        redisPort: redis.port,
-        api: api.origin,
-        tokenUrl: `${endpoint.origin}/token`,
-        prefix: `startup-${kind}-${randomBytes(4).toString('hex')}:`,
-        encryptionKey: randomBytes(32).toString('base64'),
-        connect: 'background',
-        startBurst: concurrent,
-      })
+      const before = fleet.endpoint.requests.length
+      workers = await startWorkers(
+        replicas,
+        fleet.workerConfig(kind, 'startup', {
+          encryptionKey: randomBytes(32).toString('base64'),
+          connect: 'background',
+          startBurst: concurrent,
+        }),
+      )
       const results = await Promise.all(workers.map((w) => w.startBurst()))
       for (const [index, result] of results.entries()) {
         expect(result.errors, `replica ${index}`).toEqual([])
@@ -62,7 +38,7 @@ describe.each(clientKinds)('%s', (kind) => {
         // The scenario itself: every burst began while the client was still connecting.
         expect(result.readyAtStart, `replica ${index}`).toBe(false)
       }
-      expect(endpoint.requests.length - before).toBe(1)
+      expect(fleet.endpoint.requests.length - before).toBe(1)
     },
     startLimit + 20_000,
   )

@@ -1,22 +1,15 @@
 // redisStore() against a real redis-server, the same suite for node-redis and ioredis.
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { type RedisClient, redisStore } from '../../lib/stores/redis.js'
 import type { Token } from '../../lib/types.js'
 import { type ConnectedClient, clientKinds, connectClient } from './fixtures/clients.js'
 import { redisKeyName } from './helpers/keys.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
+import { useClient, useRedisServer } from './helpers/setup.js'
+import { waitUntil } from './helpers/wait.js'
 
-let redis: RedisServer
-
-beforeAll(async () => {
-  redis = await startRedisServer()
-})
-
-afterAll(async () => {
-  await redis?.dispose()
-})
+const redis = useRedisServer()
 
 function token(
   accessToken: string,
@@ -43,28 +36,10 @@ async function keysUnder(connected: ConnectedClient, prefix: string): Promise<st
   return keys.sort()
 }
 
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await sleep(20)
-  }
-}
-
 describe.each(clientKinds)('redisStore with %s', (kind) => {
-  let a: ConnectedClient
-  let b: ConnectedClient
-
-  beforeAll(async () => {
-    // Two connections, as two processes would have.
-    a = await connectClient(kind, redis.port)
-    b = await connectClient(kind, redis.port)
-  })
-
-  afterAll(async () => {
-    await a?.close()
-    await b?.close()
-  })
+  // Two connections, as two processes would have.
+  const a = useClient(kind, redis)
+  const b = useClient(kind, redis)
 
   test('get of a missing key is undefined; set then get returns the token with its extra fields', async () => {
     const store = redisStore({ client: a.client, prefix: uniquePrefix() })
@@ -329,13 +304,19 @@ describe.each(clientKinds)('redisStore with %s', (kind) => {
         refreshToken: 'refresh-token-value',
       })
 
-    test('the stored value contains neither the token nor its other fields', async () => {
+    /** An encrypting store of its own with a secret token stored under 'k', and that entry's Redis name. */
+    async function storedSecret() {
       const prefix = uniquePrefix()
       const store = redisStore({ client: a.client, prefix, encryptionKey: key })
       const stored = secretToken()
       await store.set('k', stored, 60_000)
       const [tokenKey] = await keysUnder(a, `${prefix}token:`)
-      const raw = (await a.command(['GET', tokenKey as string])) as string
+      return { store, stored, tokenKey: tokenKey as string }
+    }
+
+    test('the stored value contains neither the token nor its other fields', async () => {
+      const { store, stored, tokenKey } = await storedSecret()
+      const raw = (await a.command(['GET', tokenKey])) as string
       expect(raw).not.toContain(stored.accessToken)
       expect(raw).not.toContain('eyJ-second-token-value')
       expect(raw).not.toContain('refresh-token-value')
@@ -392,14 +373,10 @@ describe.each(clientKinds)('redisStore with %s', (kind) => {
     })
 
     test('every write is a new ciphertext, and delete-if-equal still matches by fingerprint', async () => {
-      const prefix = uniquePrefix()
-      const store = redisStore({ client: a.client, prefix, encryptionKey: key })
-      const stored = secretToken()
+      const { store, stored, tokenKey } = await storedSecret()
+      const first = await a.command(['GET', tokenKey])
       await store.set('k', stored, 60_000)
-      const [tokenKey] = await keysUnder(a, `${prefix}token:`)
-      const first = await a.command(['GET', tokenKey as string])
-      await store.set('k', stored, 60_000)
-      const second = await a.command(['GET', tokenKey as string])
+      const second = await a.command(['GET', tokenKey])
       expect(second).not.toBe(first)
       expect(await store.delete('k', 'some-other-token')).toBe(false)
       expect(await store.delete('k', stored.accessToken)).toBe(true)

@@ -6,19 +6,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type ApiServer, startApi, startServer, type TestServer } from '../support/servers.js'
 import { clientKinds } from './fixtures/clients.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
-import {
-  requesterOf,
-  startLimit,
-  startWorkers,
-  stopWorkers,
-  type Worker,
-} from './helpers/workers.js'
+import { useRedisServer, useWorkers } from './helpers/setup.js'
+import { requesterOf } from './helpers/workers.js'
 
 const lockTtl = 1_000
 const replicas = 4
 
-let redis: RedisServer
+const redis = useRedisServer()
 let api: ApiServer
 let tokenServer: TestServer
 /** Token requests: who asked and when (performance.now()). */
@@ -27,7 +21,7 @@ let requests: { requester: string; at: number }[] = []
 let releaseHeld: () => void = () => {}
 
 beforeAll(async () => {
-  ;[redis, api] = await Promise.all([startRedisServer(), startApi()])
+  api = await startApi()
   const held = new Promise<void>((resolve) => {
     releaseHeld = resolve
   })
@@ -42,27 +36,22 @@ beforeAll(async () => {
 
 afterAll(async () => {
   releaseHeld()
-  await Promise.all([redis?.dispose(), api?.close(), tokenServer?.close()])
+  await Promise.all([api?.close(), tokenServer?.close()])
 })
 
 describe.each(clientKinds)('with %s', (kind) => {
-  let workers: Worker[]
-
-  beforeAll(async () => {
+  beforeAll(() => {
     requests = []
-    workers = await startWorkers(replicas, {
-      kind,
-      redisPort: redis.port,
-      api: api.origin,
-      tokenUrl: `${tokenServer.origin}/token`,
-      prefix: `takeover-${kind}-${randomBytes(4).toString('hex')}:`,
-      lockTtl,
-    })
-  }, startLimit + 10_000)
-
-  afterAll(async () => {
-    await stopWorkers(workers)
   })
+
+  const workers = useWorkers(replicas, () => ({
+    kind,
+    redisPort: redis.port,
+    api: api.origin,
+    tokenUrl: `${tokenServer.origin}/token`,
+    prefix: `takeover-${kind}-${randomBytes(4).toString('hex')}:`,
+    lockTtl,
+  }))
 
   test(`the lock holder is killed mid-fetch → another replica takes over within lockTtl (${lockTtl} ms); no request fails`, async () => {
     const bursts = workers.map((w) => w.burst(50).catch((error: Error) => error))

@@ -1,20 +1,12 @@
 // TokenCache on redisStore in one process: sharing, a wrong key, a Redis that hangs.
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { TokenCache } from '../../lib/index.js'
 import { redisStore } from '../../lib/stores/redis.js'
-import { type ConnectedClient, clientKinds, connectClient } from './fixtures/clients.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
+import { clientKinds } from './fixtures/clients.js'
+import { useClient, useRedisServer } from './helpers/setup.js'
 
-let redis: RedisServer
-
-beforeAll(async () => {
-  redis = await startRedisServer()
-})
-
-afterAll(async () => {
-  await redis?.dispose()
-})
+const redis = useRedisServer()
 
 function counter() {
   let n = 0
@@ -22,18 +14,8 @@ function counter() {
 }
 
 describe.each(clientKinds)('with %s', (kind) => {
-  let a: ConnectedClient
-  let b: ConnectedClient
-
-  beforeAll(async () => {
-    a = await connectClient(kind, redis.port)
-    b = await connectClient(kind, redis.port)
-  })
-
-  afterAll(async () => {
-    await a?.close()
-    await b?.close()
-  })
+  const a = useClient(kind, redis)
+  const b = useClient(kind, redis)
 
   test('a second cache reads the first one’s token from Redis instead of fetching', async () => {
     const prefix = `tc-${randomBytes(4).toString('hex')}:`

@@ -84,6 +84,19 @@ async function startNode(dir: string, options: (port: number) => SpawnOptions): 
   }
 }
 
+/** `setup` once it is healthy within `timeoutMs`; if it is not, it is disposed of and the error thrown. */
+async function healthy<
+  T extends { waitHealthy(timeoutMs: number): Promise<void>; dispose(): Promise<void> },
+>(setup: T, timeoutMs: number): Promise<T> {
+  try {
+    await setup.waitHealthy(timeoutMs)
+  } catch (error) {
+    await setup.dispose()
+    throw error
+  }
+  return setup
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis Cluster
 
@@ -246,13 +259,7 @@ export async function startCluster(primaries = 3): Promise<RedisCluster> {
     },
     dispose: all,
   }
-  try {
-    await cluster.waitHealthy(20_000)
-  } catch (error) {
-    await all()
-    throw error
-  }
-  return cluster
+  return healthy(cluster, 20_000)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -371,11 +378,5 @@ export async function startSentinel(): Promise<RedisSentinel> {
     },
     dispose: all,
   }
-  try {
-    await setup.waitHealthy(30_000)
-  } catch (error) {
-    await all()
-    throw error
-  }
-  return setup
+  return healthy(setup, 30_000)
 }
