@@ -1058,36 +1058,28 @@ describe('binding and shared stores', () => {
 
   test('a Bearer token in a shared store: a miss for required DPoP, a hit with required: false; a bound token is a miss without DPoP', async () => {
     const w = await world()
-    const store = memoryStore()
-    const now = Date.now()
-    await store.set(
-      'default',
-      {
+    registerSecret('stored-bearer-token')
+    // A shared store a Bearer-only replica filled: each cache below gets one of its own.
+    const storeWithBearer = async () => {
+      const store = memoryStore()
+      const now = Date.now()
+      const token = {
         accessToken: 'stored-bearer-token',
         tokenType: 'Bearer',
         expiresAt: now + 600_000,
         obtainedAt: now,
-      },
-      600_000,
-    )
-    registerSecret('stored-bearer-token')
+      }
+      await store.set('default', token, 600_000)
+      return store
+    }
+    const store = await storeWithBearer()
     const required = new TokenCache({
       fetchToken: grant(w),
       store,
       dpop: { key: w.key.privateKey },
     })
     expect((await required.get()).accessToken).not.toBe('stored-bearer-token')
-    const store2 = memoryStore()
-    await store2.set(
-      'default',
-      {
-        accessToken: 'stored-bearer-token',
-        tokenType: 'Bearer',
-        expiresAt: now + 600_000,
-        obtainedAt: now,
-      },
-      600_000,
-    )
+    const store2 = await storeWithBearer()
     const optional = new TokenCache({
       fetchToken: grant(w),
       store: store2,

@@ -225,29 +225,26 @@ describe('expiry (injected clock)', () => {
     expect(calls).toHaveLength(2)
   })
 
-  it('takes expiresAt as epoch ms', async () => {
+  // The same token source, its expiresAt given either way; a 120 s lifetime gets a 12 s skew
+  // (a tenth of it), a 600 s one the default 30 s.
+  it.each([
+    ['takes expiresAt as epoch ms', (at: number) => at, 600_000, 570_000],
+    [
+      'takes expiresAt as a Date, and keeps it as epoch ms',
+      (at: number) => new Date(at),
+      120_000,
+      108_000,
+    ],
+  ])('%s', async (_, expiresAt: (at: number) => number | Date, lifetime, renewAfter) => {
     const clock = manualClock()
     const { fetchToken, calls } = tokenSource((call) => ({
       accessToken: `t${call}`,
-      expiresAt: clock.now() + 600_000,
+      expiresAt: expiresAt(clock.now() + lifetime),
     }))
     const cache = makeCache({ fetchToken, now: clock.now })
     const token = await cache.get()
-    expect(token.expiresAt).toBe(t0 + 600_000)
-    await expectRenewalAt(cache, clock, t0 + 570_000, 't1', 't2')
-    expect(calls).toHaveLength(2)
-  })
-
-  it('takes expiresAt as a Date, and keeps it as epoch ms', async () => {
-    const clock = manualClock()
-    const { fetchToken, calls } = tokenSource((call) => ({
-      accessToken: `t${call}`,
-      expiresAt: new Date(clock.now() + 120_000),
-    }))
-    const cache = makeCache({ fetchToken, now: clock.now })
-    const token = await cache.get()
-    expect(token.expiresAt).toBe(t0 + 120_000)
-    await expectRenewalAt(cache, clock, t0 + 108_000, 't1', 't2') // skew 12 s: a tenth of 120 s
+    expect(token.expiresAt).toBe(t0 + lifetime)
+    await expectRenewalAt(cache, clock, t0 + renewAfter, 't1', 't2')
     expect(calls).toHaveLength(2)
   })
 
